@@ -1,0 +1,93 @@
+"""Command line: argument parsing only; the work happens in the floors below.
+
+Subcommands register themselves here, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Configure the root logger once, in the entry point (text or JSON lines on stderr)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the Katib suggestion gRPC server")
+    p.add_argument("--host", default=os.environ.get("DCSA_HOST", "0.0.0.0"),
+                   help="address to listen on (env DCSA_HOST; default 0.0.0.0, as Katib needs)")
+    p.add_argument("--port", type=int, default=_env_int("DCSA_PORT", 6789),
+                   help="gRPC port (env DCSA_PORT; default 6789, Katib's)")
+    p.add_argument("--metrics-port", type=int, default=_env_int("DCSA_METRICS_PORT", 8000),
+                   help="Prometheus /metrics port, 0 to disable (env DCSA_METRICS_PORT; "
+                        "default 8000)")
+    p.add_argument("--workers", type=int, default=_env_int("DCSA_WORKERS", 4),
+                   help="gRPC worker threads (env DCSA_WORKERS; default 4)")
+    p.add_argument("--grace", type=float, default=float(os.environ.get("DCSA_GRACE", "10")),
+                   help="seconds in-flight calls get to finish on SIGTERM (env DCSA_GRACE)")
+    p.set_defaults(func=_serve)
+
+
+def _serve(ns: argparse.Namespace) -> int:
+    from .server import ServerConfig, serve_forever
+
+    return serve_forever(ServerConfig(host=ns.host, port=ns.port, metrics_port=ns.metrics_port,
+                                      workers=ns.workers, grace=ns.grace))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcsa", description="DC and SA Bayesian optimization "
+                                     "for Kubeflow Katib.")
+    parser.add_argument("--version", action="version", version=f"dcsa {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("DCSA_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"],
+                        help="log level (env DCSA_LOG_LEVEL)")
+    parser.add_argument("--log-format", default=os.environ.get("DCSA_LOG_FORMAT", "text"),
+                        choices=["text", "json"], help="log format (env DCSA_LOG_FORMAT)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    configure_logging(ns.log_level, ns.log_format)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

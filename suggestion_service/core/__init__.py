@@ -1,0 +1,1 @@
+"""The pure optimization core: no grpc, protobuf, prometheus, kubernetes or environment access."""

@@ -1,0 +1,1 @@
+"""Gaussian-process surrogate split by concern: model, acquisition, acquisition optimizer."""

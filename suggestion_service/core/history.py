@@ -1,0 +1,198 @@
+"""Trial history, rebuilt from each request: observations, pending, failed and known points."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .space import FloatArray, SearchSpace
+
+
+class TrialState(enum.Enum):
+    """Katib's trial conditions."""
+
+    CREATED = "Created"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    KILLED = "Killed"
+    FAILED = "Failed"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    EARLY_STOPPED = "EarlyStopped"
+    UNKNOWN = "Unknown"
+
+
+COMPLETED_STATES = frozenset({TrialState.SUCCEEDED, TrialState.EARLY_STOPPED})
+PENDING_STATES = frozenset({TrialState.CREATED, TrialState.RUNNING, TrialState.UNKNOWN})
+FAILED_STATES = frozenset({TrialState.FAILED, TrialState.KILLED, TrialState.METRICS_UNAVAILABLE})
+
+
+class Goal(enum.Enum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    """The objective: direction, metric name and optional goal."""
+
+    goal: Goal
+    metric: str
+    target: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord:
+    """One trial as the request describes it (strings as Katib sent them)."""
+
+    name: str
+    assignments: Mapping[str, str]
+    state: TrialState
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryIssue:
+    """Something in the history the service tolerated (and logs and counts)."""
+
+    trial: str
+    reason: str  # bounded vocabulary: missing_metric, non_numeric_metric, non_finite_metric, off_space
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    """What every strategy needs, in typed form.
+
+    Attributes:
+        x_obs: typed rows of completed trials with a finite objective.
+        y_obs: their objective, sign-adjusted so that *lower is better*.
+        x_pending: typed rows of created/running trials and of suggestions not yet trials.
+        x_failed: typed rows of failed, killed and metric-less trials (never suggested again).
+        known: keys of every point that must never be suggested again.
+        counts: trials per state, for metrics.
+        issues: tolerated problems, for logs and metrics.
+        n_trials: how many trials the request carried.
+        digest: a stable hash of the history, used to seed randomness.
+    """
+
+    x_obs: FloatArray
+    y_obs: FloatArray
+    x_pending: FloatArray
+    x_failed: FloatArray
+    obs_names: tuple[str, ...]
+    known: frozenset[tuple[str, ...]]
+    counts: Mapping[TrialState, int]
+    issues: tuple[HistoryIssue, ...]
+    n_trials: int
+    digest: int
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y_obs.shape[0])
+
+    def best_index(self) -> int | None:
+        return int(np.argmin(self.y_obs)) if self.n_obs else None
+
+
+def build_history(
+    space: SearchSpace,
+    objective: Objective,
+    trials: Sequence[TrialRecord],
+    *,
+    extra_pending: Sequence[Mapping[str, str]] = (),
+) -> History:
+    """Build the typed history from the request's trials.
+
+    Trials are sorted by name so that the order Katib lists them in does not change the answer.
+    A completed trial whose objective is missing or not a finite number is treated like a failed
+    trial (its point is remembered, it is not an observation) and reported as an issue.
+    A trial whose assignments do not fit the space is reported and only its key is remembered.
+    """
+    sign = -1.0 if objective.goal is Goal.MAXIMIZE else 1.0
+    obs: list[FloatArray] = []
+    ys: list[float] = []
+    names: list[str] = []
+    pending: list[FloatArray] = []
+    failed: list[FloatArray] = []
+    known: set[tuple[str, ...]] = set()
+    counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
+    issues: list[HistoryIssue] = []
+    digest = hashlib.sha256()
+
+    for trial in sorted(trials, key=lambda t: t.name):
+        counts[trial.state] += 1
+        digest.update(
+            json.dumps([trial.name, sorted(trial.assignments.items()), trial.state.value,
+                        trial.metrics.get(objective.metric)]).encode()
+        )
+        try:
+            row = space.parse_assignment(trial.assignments, where=f"trials[{trial.name}]")
+        except InvalidArgumentError as exc:
+            issues.append(HistoryIssue(trial.name, "off_space", exc.message))
+            known.add(tuple(trial.assignments.get(n, "") for n in space.names))
+            continue
+        known.add(space.key(row))
+        if trial.state in COMPLETED_STATES:
+            value = _metric(trial, objective.metric, issues)
+            if value is None:
+                failed.append(row)
+            else:
+                obs.append(row)
+                ys.append(sign * value)
+                names.append(trial.name)
+        elif trial.state in PENDING_STATES:
+            pending.append(row)
+        else:
+            failed.append(row)
+
+    for i, assignment in enumerate(extra_pending):
+        try:
+            row = space.parse_assignment(assignment, where=f"{i}")
+        except InvalidArgumentError:
+            continue  # stale ledger entry from an earlier space: nothing to avoid
+        key = space.key(row)
+        if key not in known:
+            known.add(key)
+            pending.append(row)
+
+    p = len(space)
+
+    def stack(rows: list[FloatArray]) -> FloatArray:
+        return np.vstack(rows) if rows else np.zeros((0, p))
+
+    return History(
+        x_obs=stack(obs),
+        y_obs=np.asarray(ys, dtype=np.float64),
+        x_pending=stack(pending),
+        x_failed=stack(failed),
+        obs_names=tuple(names),
+        known=frozenset(known),
+        counts=counts,
+        issues=tuple(issues),
+        n_trials=len(trials),
+        digest=int.from_bytes(digest.digest()[:8], "little"),
+    )
+
+
+def _metric(trial: TrialRecord, metric: str, issues: list[HistoryIssue]) -> float | None:
+    text = trial.metrics.get(metric)
+    if text is None or text == "":
+        issues.append(HistoryIssue(trial.name, "missing_metric", f"no value for {metric!r}"))
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        issues.append(HistoryIssue(trial.name, "non_numeric_metric", f"{metric}={text!r}"))
+        return None
+    if not math.isfinite(value):
+        issues.append(HistoryIssue(trial.name, "non_finite_metric", f"{metric}={text!r}"))
+        return None
+    return value

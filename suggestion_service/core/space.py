@@ -1,0 +1,445 @@
+"""Search space: typed parameters, their warping onto the unit interval, and Katib string forms.
+
+Every strategy works in a *latent* unit cube with one coordinate per parameter. A latent point is
+turned into typed values (snapped to `step` and to the listed values) and those values into GP
+*features*: one coordinate per numeric parameter (its warped position in [0, 1]) and a one-hot
+block per categorical parameter.
+
+Distributions on a bounded space (the warp is the distribution's CDF, so quasi-random latent points
+follow the distribution and the GP sees the space at the matching resolution):
+
+- ``uniform``: linear in [min, max].
+- ``logUniform``: linear in log(x); needs min > 0.
+- ``normal``: a normal with mean (min + max) / 2 and standard deviation (max - min) / 6,
+  truncated to [min, max] (so +-3 sigma spans the range).
+- ``logNormal``: the same on log(x); needs min > 0.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtr, ndtri
+
+from .errors import InvalidSearchSpaceError
+
+FloatArray = NDArray[np.float64]
+Value = float | int | str
+
+_TRUNC = 3.0  # normal distributions are truncated at +-3 sigma
+_PHI_LO = float(ndtr(-_TRUNC))
+_PHI_SPAN = float(ndtr(_TRUNC) - ndtr(-_TRUNC))
+
+
+class ParameterType(enum.Enum):
+    """Katib's four parameter types."""
+
+    DOUBLE = "double"
+    INT = "int"
+    DISCRETE = "discrete"
+    CATEGORICAL = "categorical"
+
+
+class Distribution(enum.Enum):
+    """Katib's distributions; UNIFORM is the default when unspecified."""
+
+    UNIFORM = "uniform"
+    LOG_UNIFORM = "logUniform"
+    NORMAL = "normal"
+    LOG_NORMAL = "logNormal"
+
+    @property
+    def is_log(self) -> bool:
+        return self in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL)
+
+    @property
+    def is_normal(self) -> bool:
+        return self in (Distribution.NORMAL, Distribution.LOG_NORMAL)
+
+
+def format_double(value: float) -> str:
+    """Write a double as a plain decimal string (no exponent), shortest round-trip digits."""
+    if value == 0:
+        return "0"
+    return str(np.format_float_positional(float(value), trim="-"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameter:
+    """One typed, validated parameter.
+
+    For DOUBLE and INT, ``low``/``high`` are the bounds and ``step`` the optional grid spacing
+    (INT defaults to 1). For DISCRETE, ``values`` holds the numbers sorted ascending with
+    ``labels`` their original strings. For CATEGORICAL, ``labels`` holds the choices.
+    """
+
+    name: str
+    type: ParameterType
+    low: float = 0.0
+    high: float = 1.0
+    step: float | None = None
+    distribution: Distribution = Distribution.UNIFORM
+    values: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    # ---- derived facts -------------------------------------------------------------------
+    @property
+    def is_categorical(self) -> bool:
+        return self.type is ParameterType.CATEGORICAL
+
+    @property
+    def n_features(self) -> int:
+        return len(self.labels) if self.is_categorical else 1
+
+    @property
+    def grid_size(self) -> int | None:
+        """Number of distinct values, or None for a continuous double."""
+        if self.type in (ParameterType.DISCRETE, ParameterType.CATEGORICAL):
+            return len(self.labels)
+        if self.step is None:
+            return None
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
+    @property
+    def grid_high(self) -> float:
+        """The largest value on the step grid (max itself when it lies on the grid)."""
+        size = self.grid_size
+        if self.step is None or size is None:
+            return self.high
+        return self.low + (size - 1) * self.step
+
+    # ---- warping ---------------------------------------------------------------------------
+    def _bounds_t(self) -> tuple[float, float]:
+        lo, hi = (self.values[0], self.values[-1]) if self.values else (self.low, self.high)
+        if self.distribution.is_log:
+            return math.log(lo), math.log(hi)
+        return lo, hi
+
+    def warp(self, x: FloatArray) -> FloatArray:
+        """Map numeric values to [0, 1] through the distribution's CDF."""
+        lo, hi = self._bounds_t()
+        if hi <= lo:
+            return np.full_like(x, 0.5, dtype=np.float64)
+        t = np.log(x) if self.distribution.is_log else x
+        if self.distribution.is_normal:
+            mu, sigma = (lo + hi) / 2, (hi - lo) / (2 * _TRUNC)
+            out = (ndtr((t - mu) / sigma) - _PHI_LO) / _PHI_SPAN
+        else:
+            out = (t - lo) / (hi - lo)
+        return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+    def unwarp(self, u: FloatArray) -> FloatArray:
+        """Inverse of :meth:`warp`."""
+        lo, hi = self._bounds_t()
+        u = np.clip(u, 0.0, 1.0)
+        if self.distribution.is_normal:
+            mu, sigma = (lo + hi) / 2, (hi - lo) / (2 * _TRUNC)
+            p = np.clip(_PHI_LO + u * _PHI_SPAN, 1e-300, 1 - 1e-16)
+            t = mu + sigma * ndtri(p)
+        else:
+            t = lo + u * (hi - lo)
+        x = np.exp(t) if self.distribution.is_log else t
+        return np.asarray(x, dtype=np.float64)
+
+    # ---- latent -> typed ------------------------------------------------------------------
+    def from_latent(self, u: FloatArray) -> FloatArray:
+        """Map latent coordinates in [0, 1] to snapped numeric values or category indices."""
+        u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        if self.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+            k = len(self.labels)
+            if self.type is ParameterType.CATEGORICAL or self.distribution is Distribution.UNIFORM:
+                # equal mass for every listed value
+                return np.minimum(np.floor(u * k), k - 1).astype(np.float64)
+            x = self.unwarp(u)
+            vals = np.asarray(self.values)
+            return np.asarray(np.argmin(np.abs(x[:, None] - vals[None, :]), axis=1), np.float64)
+        size = self.grid_size
+        if size is not None and self.step is not None and self.distribution is Distribution.UNIFORM:
+            idx = np.minimum(np.floor(u * size), size - 1)
+            return self.low + idx * self.step
+        return self.snap(self.unwarp(u))
+
+    def snap(self, x: FloatArray) -> FloatArray:
+        """Snap numeric values onto the step grid inside the bounds."""
+        if self.step is None:
+            return np.clip(x, self.low, self.high)
+        idx = np.round((x - self.low) / self.step)
+        size = self.grid_size or 1
+        return self.low + np.clip(idx, 0, size - 1) * self.step
+
+    def features(self, typed: FloatArray) -> FloatArray:
+        """GP features for typed values: warped position, or one-hot for categories."""
+        if self.is_categorical:
+            k = len(self.labels)
+            out = np.zeros((typed.shape[0], k))
+            out[np.arange(typed.shape[0]), typed.astype(int)] = 1.0
+            return out
+        if self.type is ParameterType.DISCRETE:
+            vals = np.asarray(self.values)[typed.astype(int)]
+            return self.warp(vals)[:, None]
+        return self.warp(typed)[:, None]
+
+    def to_latent(self, typed: FloatArray) -> FloatArray:
+        """A latent coordinate that maps back to ``typed`` (used to perturb known points)."""
+        if self.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+            k = len(self.labels)
+            if self.type is ParameterType.CATEGORICAL or self.distribution is Distribution.UNIFORM:
+                return (typed + 0.5) / k
+            return self.warp(np.asarray(self.values)[typed.astype(int)])
+        size = self.grid_size
+        if size is not None and self.step is not None and self.distribution is Distribution.UNIFORM:
+            return (np.round((typed - self.low) / self.step) + 0.5) / size
+        return self.warp(typed)
+
+    # ---- strings ---------------------------------------------------------------------------
+    def format(self, typed: float) -> str:
+        """Katib's string form: ints as integers, doubles as decimals, lists exactly as listed."""
+        if self.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+            return self.labels[int(typed)]
+        if self.type is ParameterType.INT:
+            return str(round(typed))
+        if self.step is not None:
+            # Trim binary noise from low + k * step to the step's decimal precision.
+            digits = max(0, -math.floor(math.log10(self.step)) + 6) if self.step > 0 else 12
+            typed = round(typed, min(digits, 15))
+        return format_double(typed)
+
+    def parse(self, text: str, *, where: str) -> float:
+        """Parse a Katib string value into the typed (numeric or index) form.
+
+        Raises:
+            InvalidSearchSpaceError: the value is not a member of this parameter's space.
+        """
+        if self.type is ParameterType.CATEGORICAL:
+            try:
+                return float(self.labels.index(text))
+            except ValueError:
+                raise InvalidSearchSpaceError(
+                    where, f"{text!r} is not one of {list(self.labels)}"
+                ) from None
+        try:
+            x = float(text)
+        except ValueError:
+            raise InvalidSearchSpaceError(where, f"{text!r} is not a number") from None
+        if self.type is ParameterType.DISCRETE:
+            hits = [i for i, v in enumerate(self.values) if math.isclose(v, x, rel_tol=1e-9)]
+            if not hits:
+                raise InvalidSearchSpaceError(where, f"{text!r} is not one of {list(self.labels)}")
+            return float(hits[0])
+        tol = 1e-9 * max(1.0, abs(self.high - self.low))
+        if not (self.low - tol <= x <= self.high + tol):
+            raise InvalidSearchSpaceError(where, f"{text} is outside [{self.low}, {self.high}]")
+        return x
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An ordered, validated set of parameters."""
+
+    parameters: tuple[Parameter, ...]
+    _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {p.name: i for i, p in enumerate(self.parameters)})
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def index(self, name: str) -> int:
+        return self._index[name]
+
+    @property
+    def n_features(self) -> int:
+        return sum(p.n_features for p in self.parameters)
+
+    def feature_slices(self) -> list[slice]:
+        """The feature columns of each parameter, in order."""
+        out, start = [], 0
+        for p in self.parameters:
+            out.append(slice(start, start + p.n_features))
+            start += p.n_features
+        return out
+
+    @property
+    def cardinality(self) -> int | None:
+        """Number of distinct points, or None if any parameter is continuous."""
+        total = 1
+        for p in self.parameters:
+            size = p.grid_size
+            if size is None:
+                return None
+            total *= size
+        return total
+
+    # ---- vectorised conversions over rows --------------------------------------------------
+    def from_latent(self, u: FloatArray) -> FloatArray:
+        """Latent (n, P) -> typed (n, P): snapped numbers and category indices."""
+        u = np.atleast_2d(u)
+        return np.column_stack([p.from_latent(u[:, j]) for j, p in enumerate(self.parameters)])
+
+    def to_latent(self, typed: FloatArray) -> FloatArray:
+        typed = np.atleast_2d(typed)
+        return np.column_stack([p.to_latent(typed[:, j]) for j, p in enumerate(self.parameters)])
+
+    def features(self, typed: FloatArray) -> FloatArray:
+        """Typed (n, P) -> GP features (n, F)."""
+        typed = np.atleast_2d(typed)
+        if typed.shape[0] == 0:
+            return np.zeros((0, self.n_features))
+        return np.hstack([p.features(typed[:, j]) for j, p in enumerate(self.parameters)])
+
+    def key(self, row: Sequence[float]) -> tuple[str, ...]:
+        """Canonical identity of a typed point: its Katib strings, in parameter order."""
+        return tuple(p.format(float(v)) for p, v in zip(self.parameters, row, strict=True))
+
+    def to_strings(self, row: Sequence[float]) -> dict[str, str]:
+        return dict(zip(self.names, self.key(row), strict=True))
+
+    def parse_assignment(self, values: Mapping[str, str], *, where: str) -> FloatArray:
+        """Katib strings -> one typed row. Raises InvalidSearchSpaceError if it does not fit."""
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise InvalidSearchSpaceError(where, f"missing values for parameters {missing}")
+        extra = sorted(set(values) - set(self.names))
+        if extra:
+            raise InvalidSearchSpaceError(where, f"unknown parameters {extra}")
+        return np.array(
+            [p.parse(values[p.name], where=f"{where}.{p.name}") for p in self.parameters]
+        )
+
+    def enumerate_all(self) -> FloatArray:
+        """Every typed point of a finite space (call only when cardinality is small)."""
+        grids = []
+        for p in self.parameters:
+            size = p.grid_size
+            assert size is not None
+            if p.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+                grids.append(np.arange(size, dtype=np.float64))
+            else:
+                assert p.step is not None
+                grids.append(p.low + np.arange(size) * p.step)
+        mesh = np.meshgrid(*grids, indexing="ij")
+        return np.column_stack([m.ravel() for m in mesh])
+
+
+# ---- building from strings (shared by every adapter) -------------------------------------
+def _number(text: str, where: str) -> float:
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        raise InvalidSearchSpaceError(where, f"{text!r} is not a number") from None
+    if not math.isfinite(x):
+        raise InvalidSearchSpaceError(where, f"{text!r} must be a finite number")
+    return x
+
+
+def _integer(text: str, where: str) -> int:
+    x = _number(text, where)
+    if x != int(x):
+        raise InvalidSearchSpaceError(where, f"{text!r} must be an integer for an int parameter")
+    return int(x)
+
+
+def make_parameter(
+    *,
+    name: str,
+    type_name: str,
+    min_text: str = "",
+    max_text: str = "",
+    step_text: str = "",
+    choices: Sequence[str] = (),
+    distribution: str = "uniform",
+    where: str,
+) -> Parameter:
+    """Validate one parameter given Katib's string fields.
+
+    Args:
+        where: the field path prefix used in error messages, e.g. ``spec.parameters[2]``.
+
+    Raises:
+        InvalidSearchSpaceError: naming the field and what is allowed.
+    """
+    if not name:
+        raise InvalidSearchSpaceError(f"{where}.name", "must not be empty")
+    try:
+        ptype = ParameterType(type_name)
+    except ValueError:
+        allowed = [t.value for t in ParameterType]
+        raise InvalidSearchSpaceError(
+            f"{where}.parameterType", f"{type_name!r} is not a known type; allowed: {allowed}"
+        ) from None
+    try:
+        dist = Distribution(distribution or "uniform")
+    except ValueError:
+        allowed = [d.value for d in Distribution]
+        raise InvalidSearchSpaceError(
+            f"{where}.feasibleSpace.distribution",
+            f"{distribution!r} is not a known distribution; allowed: {allowed}",
+        ) from None
+    fs = f"{where}.feasibleSpace"
+    if ptype is ParameterType.CATEGORICAL:
+        if not choices:
+            raise InvalidSearchSpaceError(f"{fs}.list", "must list at least one value")
+        if len(set(choices)) != len(choices):
+            raise InvalidSearchSpaceError(f"{fs}.list", "values must be unique")
+        # a distribution means nothing for categories; Katib's webhook fills uniform anyway
+        return Parameter(name=name, type=ptype, labels=tuple(choices))
+    if ptype is ParameterType.DISCRETE:
+        if not choices:
+            raise InvalidSearchSpaceError(f"{fs}.list", "must list at least one number")
+        nums = [_number(c, f"{fs}.list[{i}]") for i, c in enumerate(choices)]
+        if len(set(nums)) != len(nums):
+            raise InvalidSearchSpaceError(f"{fs}.list", "values must be unique numbers")
+        if dist.is_log and min(nums) <= 0:
+            raise InvalidSearchSpaceError(
+                f"{fs}.distribution", f"{dist.value} needs every listed value > 0"
+            )
+        order = sorted(range(len(nums)), key=nums.__getitem__)
+        return Parameter(
+            name=name,
+            type=ptype,
+            distribution=dist,
+            values=tuple(nums[i] for i in order),
+            labels=tuple(choices[i] for i in order),
+        )
+    if min_text == "" or max_text == "":
+        raise InvalidSearchSpaceError(fs, f"{ptype.value} parameters need both min and max")
+    conv = _integer if ptype is ParameterType.INT else _number
+    low, high = float(conv(min_text, f"{fs}.min")), float(conv(max_text, f"{fs}.max"))
+    if low >= high:
+        raise InvalidSearchSpaceError(fs, f"min ({min_text}) must be less than max ({max_text})")
+    step: float | None = None
+    if step_text:
+        step = float(conv(step_text, f"{fs}.step"))
+        if step <= 0:
+            raise InvalidSearchSpaceError(f"{fs}.step", f"must be > 0, got {step_text}")
+    elif ptype is ParameterType.INT:
+        step = 1.0
+    if dist.is_log and low <= 0:
+        raise InvalidSearchSpaceError(
+            f"{fs}.min", f"{dist.value} needs min > 0, got {min_text}; use uniform or normal"
+        )
+    return Parameter(name=name, type=ptype, low=low, high=high, step=step, distribution=dist)
+
+
+def make_space(parameters: Sequence[Parameter], *, where: str = "spec.parameters") -> SearchSpace:
+    """Check names are unique and build the space."""
+    if not parameters:
+        raise InvalidSearchSpaceError(where, "at least one parameter is required")
+    seen: dict[str, int] = {}
+    for i, p in enumerate(parameters):
+        if p.name in seen:
+            raise InvalidSearchSpaceError(
+                f"{where}[{i}].name", f"duplicate parameter name {p.name!r} (also {where}[{seen[p.name]}])"
+            )
+        seen[p.name] = i
+    return SearchSpace(tuple(parameters))

@@ -1,0 +1,243 @@
+"""``gp-bo``: Gaussian-process Bayesian optimisation over the full space.
+
+Initial design: the first ``n_initial_points`` suggestions come from a scrambled Sobol sequence.
+Then a Matern-5/2 ARD GP (MAP hyperparameters) is fitted on the completed trials and each slot of
+the batch maximises the acquisition with every pending point (running trials, earlier suggestions
+and the batch's own earlier slots) fantasised at its posterior mean (kriging believer), so a batch
+spreads out instead of piling onto one optimum. The model is built so that subclasses can make it
+additive by parameter group (issue 3's DC and SA strategies).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..gp.acquisition import ACQUISITIONS, acquisition
+from ..gp.model import AdditiveGP, Posterior
+from ..gp.optimize import maximize
+from ..sampling import quasi_random_fill
+from ..settings import (
+    SettingsTable,
+    at_least,
+    choice_setting,
+    float_setting,
+    greater_than,
+    int_setting,
+)
+from ..space import FloatArray, SearchSpace
+from ..strategy import Context, Proposal, Proposals, Strategy, common_settings
+
+log = logging.getLogger(__name__)
+
+
+def gp_settings() -> tuple[Any, ...]:
+    """The settings of gp-bo, shared by the strategies built on it."""
+    return (
+        *common_settings(),
+        int_setting(
+            "n_initial_points", 10,
+            "Quasi-random (Sobol) suggestions before the GP takes over.", minimum=1,
+        ),
+        choice_setting(
+            "acquisition", "ei",
+            "Acquisition: ei (log expected improvement), pi (log probability of improvement) "
+            "or ucb (lower confidence bound on the minimised objective).", ACQUISITIONS,
+        ),
+        float_setting("xi", 0.0, "Improvement margin of ei and pi, in standard deviations of "
+                      "the observed objective.", at_least(0.0)),
+        float_setting("ucb_beta", 2.0, "Exploration weight of ucb (mean - sqrt(beta) * sd).",
+                      greater_than(0.0)),
+        int_setting("n_candidates", 1024, "Quasi-random candidates scored per slot before local "
+                    "refinement.", minimum=16),
+        int_setting("max_fit_points", 256, "At most this many trials (the best half and a "
+                    "seeded sample of the rest) fit the hyperparameters; all trials condition "
+                    "the posterior.", minimum=8),
+    )
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted surrogate in standardised units."""
+
+    posterior: Posterior
+    y_best: float
+    y_mean: float
+    y_std: float
+
+
+class GPBO(Strategy):
+    name = "gp-bo"
+    summary = "Gaussian-process BO over the full space with batch-aware log-EI."
+    settings = SettingsTable(gp_settings())
+
+    # ---- model ---------------------------------------------------------------------------
+    def feature_groups(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[list[int]]:
+        """Additive components as feature-column lists; plain BO has one group with all."""
+        return [list(range(space.n_features))]
+
+    def fit(self, ctx: Context, groups: Sequence[Sequence[int]]) -> Fit:
+        """Fit hyperparameters (on at most ``max_fit_points`` trials) and condition on all."""
+        h = ctx.history
+        y = h.y_obs
+        mean, std = float(y.mean()), float(y.std())
+        std = std if std > 1e-12 else 1.0
+        ys = (y - mean) / std
+        x = ctx.space.features(h.x_obs)
+        model = AdditiveGP(groups, ctx.space.n_features)
+        limit = int(ctx.settings["max_fit_points"])
+        if len(ys) > limit:
+            order = np.argsort(ys, kind="stable")
+            best = order[: limit // 2]
+            rest = np.random.default_rng(ctx.seed).permutation(order[limit // 2 :])
+            idx = np.sort(np.r_[best, rest[: limit - limit // 2]])
+            hp = model.fit(x[idx], ys[idx])
+        else:
+            hp = model.fit(x, ys)
+        return Fit(model.condition(x, ys, hp), float(ys.min()), mean, std)
+
+    # ---- one slot ------------------------------------------------------------------------
+    def best_point(
+        self,
+        ctx: Context,
+        fit: Fit,
+        *,
+        pending: FloatArray,
+        exclude: Collection[tuple[str, ...]],
+        slot: int,
+        space: SearchSpace | None = None,
+        embed: Any = None,
+    ) -> FloatArray | None:
+        """Maximise the acquisition over ``space`` (default: the whole space).
+
+        ``embed`` maps typed rows of a sub-space to full typed rows (used by SA to search one
+        group with the others fixed); ``pending`` holds full typed rows.
+        """
+        full = ctx.space
+        post = fit.posterior.with_fantasies(full.features(pending))
+        kind, xi, beta = ctx.settings["acquisition"], ctx.settings["xi"], ctx.settings["ucb_beta"]
+
+        def score(typed: FloatArray) -> FloatArray:
+            rows = embed(typed) if embed is not None else typed
+            m, v = post.predict(full.features(rows))
+            return acquisition(kind, m, v, fit.y_best, xi=xi, beta=beta)
+
+        search = space if space is not None else full
+        h = ctx.history
+        top = np.argsort(h.y_obs, kind="stable")[:5]
+        starts = h.x_obs[top]
+        if space is not None and embed is not None:
+            starts = starts[:, [full.index(n) for n in space.names]]
+        if space is not None and embed is not None:
+            sub_exclude: Collection[tuple[str, ...]] = _SubKeys(full, space, embed, exclude)
+        else:
+            sub_exclude = exclude
+        seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{slot}".encode())
+        row, _ = maximize(
+            search, score, rng=ctx.rng, seed=seed, starts=starts, exclude=sub_exclude,
+            n_raw=int(ctx.settings["n_candidates"]),
+        )
+        if row is None:
+            return None
+        return np.asarray(embed(row[None, :])[0]) if embed is not None else row
+
+    # ---- the batch -----------------------------------------------------------------------
+    def n_initial(self, ctx: Context) -> int:
+        """How many slots of this batch belong to the initial design."""
+        if ctx.history.n_obs < 2:
+            return ctx.n
+        left = int(ctx.settings["n_initial_points"]) - ctx.sequence_start
+        return max(0, min(ctx.n, left))
+
+    def propose(self, ctx: Context) -> Proposals:
+        out = Proposals()
+        taken: set[tuple[str, ...]] = set(ctx.history.known)
+        k0 = self.n_initial(ctx)
+        if k0:
+            rows = quasi_random_fill(
+                ctx.space, k0, seed=ctx.seed, start=ctx.sequence_start, exclude=taken
+            )
+            for row in rows:
+                out.items.append(Proposal(row, "initial"))
+                taken.add(ctx.space.key(row))
+        if len(out.items) == ctx.n:
+            return out
+        self.propose_model_based(ctx, out, taken)
+        return out
+
+    def propose_model_based(self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
+                            ) -> None:
+        """Fill the rest of ``out`` with model-based points (plain BO here)."""
+        fit = self.fit_or_none(ctx, out)
+        if fit is None:
+            return self.fill_fallback(ctx, out, taken, "model_error")
+        slot_cost = 0.0
+        while len(out.items) < ctx.n:
+            if ctx.time_left() < 1.5 * slot_cost:
+                return self.fill_fallback(ctx, out, taken, "deadline")
+            t0 = ctx.clock()
+            row = self.best_point(ctx, fit, pending=self.pending_rows(ctx, out), exclude=taken,
+                                  slot=len(out.items))
+            slot_cost = max(slot_cost, ctx.clock() - t0)
+            if row is None:
+                return self.fill_fallback(ctx, out, taken, "no_candidate")
+            out.items.append(Proposal(row, "bo"))
+            taken.add(ctx.space.key(row))
+        return None
+
+    def fit_or_none(self, ctx: Context, out: Proposals) -> Fit | None:
+        if ctx.time_left() <= 0:
+            return None
+        t0 = ctx.clock()
+        try:
+            fit = self.fit(ctx, self.feature_groups(ctx.space, ctx.settings))
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            log.warning("GP fit failed, falling back to quasi-random points: %s", exc)
+            return None
+        finally:
+            out.fit_seconds = ctx.clock() - t0
+        return fit
+
+    @staticmethod
+    def pending_rows(ctx: Context, out: Proposals) -> FloatArray:
+        rows = [ctx.history.x_pending, *(p.row[None, :] for p in out.items)]
+        return np.vstack(rows)
+
+    @staticmethod
+    def fill_fallback(ctx: Context, out: Proposals, taken: set[tuple[str, ...]], reason: str
+                      ) -> None:
+        """Fill the remaining slots quasi-randomly and record why."""
+        k = ctx.n - len(out.items)
+        rows = quasi_random_fill(
+            ctx.space, k, seed=ctx.seed + 7919, start=ctx.sequence_start + len(out.items),
+            exclude=taken,
+        )
+        for row in rows:
+            out.items.append(Proposal(row, "fallback"))
+            out.fallbacks.append(reason)
+            taken.add(ctx.space.key(row))
+
+
+class _SubKeys(Collection[tuple[str, ...]]):
+    """Membership test of sub-space rows against full-space keys (for group-wise search)."""
+
+    def __init__(self, full: SearchSpace, sub: SearchSpace, embed: Any,
+                 keys: Collection[tuple[str, ...]]) -> None:
+        self.full, self.sub, self.embed, self.keys = full, sub, embed, keys
+
+    def __contains__(self, key: object) -> bool:
+        assert isinstance(key, tuple)
+        typed = np.array([p.parse(v, where="") for p, v in zip(self.sub.parameters, key,
+                                                                strict=True)])
+        return self.full.key(self.embed(typed[None, :])[0]) in self.keys
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0

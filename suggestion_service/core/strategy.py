@@ -1,0 +1,94 @@
+"""The strategy abstraction: every algorithm declares its settings once and proposes points."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .history import History, Objective
+from .settings import Setting, SettingsTable, float_setting, greater_than, int_setting
+from .space import FloatArray, SearchSpace
+
+#: Where a suggestion came from; also the value of the ``dcsa.io/origin`` trial label.
+ORIGINS = ("initial", "random", "bo", "dc", "sa", "fallback")
+
+
+def common_settings() -> tuple[Setting, ...]:
+    """Settings every strategy accepts."""
+    return (
+        int_setting(
+            "random_state", None,
+            "Seed of every random choice; unset means a seed derived from the experiment name, "
+            "so a restarted service gives the same answers.",
+        ),
+        float_setting(
+            "time_budget_seconds", 20.0,
+            "Wall-clock budget of one GetSuggestions call (also capped by the call's gRPC "
+            "deadline); slots left when it runs out are filled quasi-randomly.",
+            greater_than(0.0),
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """Everything a strategy may use to propose a batch.
+
+    Attributes:
+        n: how many points to propose.
+        seed: the experiment's seed (same for every call of one experiment).
+        rng: a generator seeded from the seed, the request counter and the history digest.
+        sequence_start: how many suggestions were requested before this batch.
+        clock: monotonic clock; ``deadline`` is a value of it.
+    """
+
+    space: SearchSpace
+    objective: Objective
+    history: History
+    settings: Mapping[str, Any]
+    n: int
+    seed: int
+    rng: np.random.Generator
+    sequence_start: int
+    clock: Callable[[], float]
+    deadline: float
+
+    def time_left(self) -> float:
+        return self.deadline - self.clock()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed typed point and where it came from."""
+
+    row: FloatArray
+    origin: str
+    group: str | None = None
+
+
+@dataclass
+class Proposals:
+    """A strategy's answer: the points, plus what the service should count and log."""
+
+    items: list[Proposal] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)  # one reason per fallback point
+    fit_seconds: float | None = None
+
+
+class Strategy(abc.ABC):
+    """Base class of every suggestion algorithm (in the spirit of Optuna's BaseSampler)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    settings: ClassVar[SettingsTable]
+
+    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+        """Cross-field validation beyond the settings table (raise InvalidArgumentError)."""
+
+    @abc.abstractmethod
+    def propose(self, ctx: Context) -> Proposals:
+        """Propose exactly ``ctx.n`` distinct typed points, none of them in ``history.known``."""

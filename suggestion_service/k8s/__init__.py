@@ -1,0 +1,1 @@
+"""Kubernetes helpers (katib-config registration, TuningSchedule operator)."""

@@ -1,0 +1,1 @@
+"""The Katib adapter: the only code that touches generated protobuf messages."""

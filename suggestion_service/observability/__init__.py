@@ -1,0 +1,1 @@
+"""Prometheus metrics and the gRPC server interceptor that records them."""
