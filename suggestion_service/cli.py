@@ -52,8 +52,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--port", type=int, default=_env_int("DCSA_PORT", 6789),
                    help="gRPC port (env DCSA_PORT; default 6789, Katib's)")
     p.add_argument("--metrics-port", type=int, default=_env_int("DCSA_METRICS_PORT", 8000),
-                   help="Prometheus /metrics port, 0 to disable (env DCSA_METRICS_PORT; "
-                        "default 8000)")
+                   help="Prometheus /metrics port; 0 picks a free port, -1 disables "
+                        "(env DCSA_METRICS_PORT; default 8000)")
     p.add_argument("--workers", type=int, default=_env_int("DCSA_WORKERS", 4),
                    help="gRPC worker threads (env DCSA_WORKERS; default 4)")
     p.add_argument("--grace", type=float, default=float(os.environ.get("DCSA_GRACE", "10")),

@@ -1,0 +1,102 @@
+"""The thin Katib Suggestion servicer: convert, call the core, convert back, reply."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import NoReturn
+
+import grpc
+
+from .._generated import api_pb2 as pb
+from .._generated import api_pb2_grpc as pb_grpc
+from ..core import engine
+from ..core.errors import InvalidArgumentError
+from ..core.history import Goal
+from ..observability.metrics import Metrics
+from . import convert
+from .status import status_for
+
+log = logging.getLogger(__name__)
+
+#: Seconds kept back from the caller's deadline for serialising and sending the reply.
+DEADLINE_MARGIN = 2.0
+
+
+class SuggestionServicer(pb_grpc.SuggestionServicer):
+    """Implements ``api.v1.beta1.Suggestion`` for every registered algorithm."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def ValidateAlgorithmSettings(  # noqa: N802 - gRPC method name
+        self, request: pb.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
+    ) -> pb.ValidateAlgorithmSettingsReply:
+        spec = request.experiment.spec
+        try:
+            space = convert.to_space(spec)
+            objective = convert.to_objective(spec)
+            engine.validate(spec.algorithm.algorithm_name, space, objective,
+                            convert.to_settings(spec))
+        except Exception as exc:  # every failure becomes a status, never a crash
+            self._abort(context, exc, "ValidateAlgorithmSettings")
+        return pb.ValidateAlgorithmSettingsReply()
+
+    def GetSuggestions(  # noqa: N802 - gRPC method name
+        self, request: pb.GetSuggestionsRequest, context: grpc.ServicerContext
+    ) -> pb.GetSuggestionsReply:
+        start = time.perf_counter()
+        algorithm = request.experiment.spec.algorithm.algorithm_name
+        try:
+            core_request = convert.to_request(request)
+            remaining = context.time_remaining()
+            limit = None if remaining is None else max(0.0, remaining - DEADLINE_MARGIN)
+            response = engine.suggest(core_request, time_limit=limit)
+            reply = convert.to_reply(response, algorithm)
+        except Exception as exc:
+            self._abort(context, exc, "GetSuggestions")
+        self._record(algorithm, core_request, response, time.perf_counter() - start)
+        return reply
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _abort(self, context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
+        code, message = status_for(exc)
+        if isinstance(exc, InvalidArgumentError):
+            log.warning("%s rejected: %s", method, message)
+        elif code is grpc.StatusCode.INTERNAL:
+            log.exception("%s failed", method)
+        else:
+            log.warning("%s failed: %s", method, message)
+        context.abort(code, message)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    def _record(self, algorithm: str, req: engine.SuggestRequest,
+                response: engine.SuggestResponse, seconds: float) -> None:
+        m = self._m
+        alg = algorithm if algorithm else "unknown"
+        m.suggestion_seconds.labels(alg).observe(seconds)
+        if response.fit_seconds is not None:
+            m.fit_seconds.labels(alg).observe(response.fit_seconds)
+        for s in response.suggestions:
+            m.suggestions.labels(alg, s.origin).inc()
+        for reason in response.fallbacks:
+            m.fallbacks.labels(alg, reason).inc()
+        for state, count in response.history.counts.items():
+            m.trials.labels(alg, state.value).set(count)
+        for issue in response.history.issues:
+            m.history_issues.labels(issue.reason).inc()
+        for warning in response.warnings:
+            log.warning("%s", warning)
+        h = response.history
+        if h.n_obs:
+            best = float(h.y_obs.min())
+            m.best_objective.labels(alg).set(-best if req.objective.goal is Goal.MAXIMIZE
+                                             else best)
+        if response.fallbacks:
+            log.warning("%d of %d suggestions fell back to quasi-random points: %s",
+                        len(response.fallbacks), len(response.suggestions),
+                        sorted(set(response.fallbacks)))
+        log.info(
+            "suggested %d trial(s) for %s with %s in %.3fs (%d trials in history)",
+            len(response.suggestions), req.experiment, alg, seconds, h.n_trials,
+        )
