@@ -173,6 +173,8 @@ class GPBO(Strategy):
     def propose_model_based(self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
                             ) -> None:
         """Fill the rest of ``out`` with model-based points (plain BO here)."""
+        if ctx.time_left() <= 0:
+            return self.fill_fallback(ctx, out, taken, "deadline")
         fit = self.fit_or_none(ctx, out)
         if fit is None:
             return self.fill_fallback(ctx, out, taken, "model_error")
@@ -191,8 +193,7 @@ class GPBO(Strategy):
         return None
 
     def fit_or_none(self, ctx: Context, out: Proposals) -> Fit | None:
-        if ctx.time_left() <= 0:
-            return None
+        """The fitted surrogate, or None (logged) if the data defeat it."""
         t0 = ctx.clock()
         try:
             fit = self.fit(ctx, self.feature_groups(ctx.space, ctx.settings))
