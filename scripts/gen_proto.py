@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import re
-import shutil
 import sys
 import tempfile
 
@@ -44,7 +43,9 @@ def generate(out_dir: pathlib.Path) -> None:
             text = re.sub(r"^import api_pb2$", "from . import api_pb2", text, flags=re.M)
             (out_dir / name).write_text(text)
         init = out_dir / "__init__.py"
-        init.write_text('"""Code generated from proto/api.proto by scripts/gen_proto.py. Do not edit."""\n')
+        init.write_text(
+            '"""Code generated from proto/api.proto by scripts/gen_proto.py. Do not edit."""\n'
+        )
 
 
 def main() -> int:
@@ -57,9 +58,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = pathlib.Path(tmp) / "gen"
         generate(fresh)
-        stale = [n for n in (*FILES, "__init__.py") if (fresh / n).read_text() != (OUT / n).read_text()]
+        stale = [
+            n for n in (*FILES, "__init__.py") if (fresh / n).read_text() != (OUT / n).read_text()
+        ]
         if stale:
-            print(f"generated code is stale: {stale}; run python scripts/gen_proto.py", file=sys.stderr)
+            print(
+                f"generated code is stale: {stale}; run python scripts/gen_proto.py",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

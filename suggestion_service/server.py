@@ -79,14 +79,20 @@ class SuggestionServer:
         _warm_up()
         for name in ("", KATIB_HEALTH_SERVICE, WIRE_SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("dcsa %s serving Katib suggestions on %s:%d (metrics on :%d)", __version__,
-                 self.config.host, self.port, self.metrics_port)
+        log.info(
+            "dcsa %s serving Katib suggestions on %s:%d (metrics on :%d)",
+            __version__,
+            self.config.host,
+            self.port,
+            self.metrics_port,
+        )
         return self.port
 
     def _start_metrics(self) -> None:
         host = self.config.metrics_host or self.config.host
-        server, _thread = start_http_server(self.config.metrics_port, addr=host,
-                                            registry=self.metrics.registry)
+        server, _thread = start_http_server(
+            self.config.metrics_port, addr=host, registry=self.metrics.registry
+        )
         self._metrics_http = server
         self.metrics_port = int(server.server_port)
 
@@ -108,14 +114,30 @@ def _warm_up() -> None:
     from .core.history import Goal, Objective, TrialRecord, TrialState
     from .core.space import make_parameter, make_space
 
-    space = make_space([make_parameter(name="x", type_name="double", min_text="0", max_text="1",
-                                       where="warmup")])
-    trials = [TrialRecord(name=f"w{i}", assignments={"x": str(v)}, state=TrialState.SUCCEEDED,
-                          metrics={"m": str(v * v)}) for i, v in enumerate((0.1, 0.5, 0.9))]
-    suggest(SuggestRequest(algorithm="gp-bo", experiment="warmup", space=space,
-                           objective=Objective(goal=Goal.MINIMIZE, metric="m"),
-                           settings={"n_initial_points": "1"}, trials=trials, n=1,
-                           total_requested=4))
+    space = make_space(
+        [make_parameter(name="x", type_name="double", min_text="0", max_text="1", where="warmup")]
+    )
+    trials = [
+        TrialRecord(
+            name=f"w{i}",
+            assignments={"x": str(v)},
+            state=TrialState.SUCCEEDED,
+            metrics={"m": str(v * v)},
+        )
+        for i, v in enumerate((0.1, 0.5, 0.9))
+    ]
+    suggest(
+        SuggestRequest(
+            algorithm="gp-bo",
+            experiment="warmup",
+            space=space,
+            objective=Objective(goal=Goal.MINIMIZE, metric="m"),
+            settings={"n_initial_points": "1"},
+            trials=trials,
+            n=1,
+            total_requested=4,
+        )
+    )
 
 
 def serve_forever(config: ServerConfig) -> int:
@@ -125,8 +147,11 @@ def serve_forever(config: ServerConfig) -> int:
     done = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: health NOT_SERVING, stopping with %.0fs grace",
-                 signal.Signals(signum).name, config.grace)
+        log.info(
+            "signal %s: health NOT_SERVING, stopping with %.0fs grace",
+            signal.Signals(signum).name,
+            config.grace,
+        )
         done.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -28,19 +28,33 @@ MIXED = [
 
 
 def space_from(rows: Sequence[tuple[Any, ...]]) -> SearchSpace:
-    return make_space([
-        make_parameter(name=n, type_name=t, min_text=lo, max_text=hi, step_text=st,
-                       choices=list(ch), distribution=d, where=f"spec.parameters[{i}]")
-        for i, (n, t, lo, hi, st, ch, d) in enumerate(rows)
-    ])
+    return make_space(
+        [
+            make_parameter(
+                name=n,
+                type_name=t,
+                min_text=lo,
+                max_text=hi,
+                step_text=st,
+                choices=list(ch),
+                distribution=d,
+                where=f"spec.parameters[{i}]",
+            )
+            for i, (n, t, lo, hi, st, ch, d) in enumerate(rows)
+        ]
+    )
 
 
 def objective(goal: Goal = Goal.MINIMIZE) -> Objective:
     return Objective(goal=goal, metric="loss")
 
 
-def trial(name: str, values: Mapping[str, str], state: TrialState = TrialState.SUCCEEDED,
-          loss: float | str | None = None) -> TrialRecord:
+def trial(
+    name: str,
+    values: Mapping[str, str],
+    state: TrialState = TrialState.SUCCEEDED,
+    loss: float | str | None = None,
+) -> TrialRecord:
     metrics = {} if loss is None else {"loss": str(loss)}
     return TrialRecord(name=name, assignments=dict(values), state=state, metrics=metrics)
 
@@ -67,9 +81,18 @@ def run_loop(
         s = {"random_state": str(seed), **(settings or {})}
         if ledger:
             s[LEDGER_SETTING] = ledger
-        resp = suggest(SuggestRequest(algorithm=algorithm, experiment=experiment, space=space,
-                                      objective=Objective(goal=goal, metric="loss"), settings=s,
-                                      trials=trials, n=n, total_requested=total))
+        resp = suggest(
+            SuggestRequest(
+                algorithm=algorithm,
+                experiment=experiment,
+                space=space,
+                objective=Objective(goal=goal, metric="loss"),
+                settings=s,
+                trials=trials,
+                n=n,
+                total_requested=total,
+            )
+        )
         ledger = resp.ledger
         for sug in resp.suggestions:
             trials.append(trial(sug.trial_name, sug.assignments, loss=f(sug.assignments)))
@@ -81,20 +104,40 @@ def best(trials: Sequence[TrialRecord], goal: Goal = Goal.MINIMIZE) -> float:
     return min(vals) if goal is Goal.MINIMIZE else max(vals)
 
 
-def call(algorithm: str, space: SearchSpace, trials: Sequence[TrialRecord], n: int, *,
-         total: int | None = None, settings: Mapping[str, str] | None = None,
-         time_limit: float | None = None, goal: Goal = Goal.MINIMIZE) -> SuggestResponse:
+def call(
+    algorithm: str,
+    space: SearchSpace,
+    trials: Sequence[TrialRecord],
+    n: int,
+    *,
+    total: int | None = None,
+    settings: Mapping[str, str] | None = None,
+    time_limit: float | None = None,
+    goal: Goal = Goal.MINIMIZE,
+) -> SuggestResponse:
     return suggest(
-        SuggestRequest(algorithm=algorithm, experiment="exp", space=space,
-                       objective=objective(goal), settings=dict(settings or {}), trials=trials,
-                       n=n, total_requested=total if total is not None else len(trials) + n),
+        SuggestRequest(
+            algorithm=algorithm,
+            experiment="exp",
+            space=space,
+            objective=objective(goal),
+            settings=dict(settings or {}),
+            trials=trials,
+            n=n,
+            total_requested=total if total is not None else len(trials) + n,
+        ),
         time_limit=time_limit,
     )
 
 
-def random_trials(space: SearchSpace, n: int, seed: int = 0,
-                  f: Callable[[Mapping[str, str]], float] | None = None,
-                  state: TrialState = TrialState.SUCCEEDED, prefix: str = "t") -> list[TrialRecord]:
+def random_trials(
+    space: SearchSpace,
+    n: int,
+    seed: int = 0,
+    f: Callable[[Mapping[str, str]], float] | None = None,
+    state: TrialState = TrialState.SUCCEEDED,
+    prefix: str = "t",
+) -> list[TrialRecord]:
     rng = np.random.default_rng(seed)
     rows = space.from_latent(rng.random((n, len(space))))
     out = []
@@ -106,15 +149,29 @@ def random_trials(space: SearchSpace, n: int, seed: int = 0,
 
 
 # ---- protobuf builders ---------------------------------------------------------------------
-_PB_TYPES = {"double": pb.DOUBLE, "int": pb.INT, "discrete": pb.DISCRETE,
-             "categorical": pb.CATEGORICAL}
-_PB_DIST = {"uniform": pb.UNIFORM, "logUniform": pb.LOG_UNIFORM, "normal": pb.NORMAL,
-            "logNormal": pb.LOG_NORMAL}
+_PB_TYPES = {
+    "double": pb.DOUBLE,
+    "int": pb.INT,
+    "discrete": pb.DISCRETE,
+    "categorical": pb.CATEGORICAL,
+}
+_PB_DIST = {
+    "uniform": pb.UNIFORM,
+    "logUniform": pb.LOG_UNIFORM,
+    "normal": pb.NORMAL,
+    "logNormal": pb.LOG_NORMAL,
+}
 
 
-def pb_experiment(rows: Sequence[tuple[Any, ...]] = MIXED, *, algorithm: str = "gp-bo",
-                  settings: Mapping[str, str] | None = None, name: str = "exp",
-                  maximize: bool = False, metric: str = "loss") -> pb.Experiment:
+def pb_experiment(
+    rows: Sequence[tuple[Any, ...]] = MIXED,
+    *,
+    algorithm: str = "gp-bo",
+    settings: Mapping[str, str] | None = None,
+    name: str = "exp",
+    maximize: bool = False,
+    metric: str = "loss",
+) -> pb.Experiment:
     exp = pb.Experiment(name=name)
     spec = exp.spec
     for n, t, lo, hi, st, ch, d in rows:
@@ -133,11 +190,14 @@ def pb_experiment(rows: Sequence[tuple[Any, ...]] = MIXED, *, algorithm: str = "
 
 
 _PB_STATE = {
-    TrialState.CREATED: pb.TrialStatus.CREATED, TrialState.RUNNING: pb.TrialStatus.RUNNING,
-    TrialState.SUCCEEDED: pb.TrialStatus.SUCCEEDED, TrialState.KILLED: pb.TrialStatus.KILLED,
+    TrialState.CREATED: pb.TrialStatus.CREATED,
+    TrialState.RUNNING: pb.TrialStatus.RUNNING,
+    TrialState.SUCCEEDED: pb.TrialStatus.SUCCEEDED,
+    TrialState.KILLED: pb.TrialStatus.KILLED,
     TrialState.FAILED: pb.TrialStatus.FAILED,
     TrialState.METRICS_UNAVAILABLE: pb.TrialStatus.METRICSUNAVAILABLE,
-    TrialState.EARLY_STOPPED: pb.TrialStatus.EARLYSTOPPED, TrialState.UNKNOWN: pb.TrialStatus.UNKNOWN,
+    TrialState.EARLY_STOPPED: pb.TrialStatus.EARLYSTOPPED,
+    TrialState.UNKNOWN: pb.TrialStatus.UNKNOWN,
 }
 
 
@@ -151,10 +211,13 @@ def pb_trial(t: TrialRecord) -> pb.Trial:
     return out
 
 
-def pb_request(exp: pb.Experiment, trials: Sequence[TrialRecord], n: int,
-               total: int | None = None) -> pb.GetSuggestionsRequest:
-    req = pb.GetSuggestionsRequest(experiment=exp, current_request_number=n,
-                                   total_request_number=total if total is not None
-                                   else len(trials) + n)
+def pb_request(
+    exp: pb.Experiment, trials: Sequence[TrialRecord], n: int, total: int | None = None
+) -> pb.GetSuggestionsRequest:
+    req = pb.GetSuggestionsRequest(
+        experiment=exp,
+        current_request_number=n,
+        total_request_number=total if total is not None else len(trials) + n,
+    )
     req.trials.extend(pb_trial(t) for t in trials)
     return req

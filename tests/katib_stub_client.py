@@ -56,7 +56,12 @@ def descriptor_table():
 
     def walk(msg):
         out[msg.full_name] = {
-            f.name: [f.number, f.type, _repeated(f), f.message_type.full_name if f.message_type else ""]
+            f.name: [
+                f.number,
+                f.type,
+                _repeated(f),
+                f.message_type.full_name if f.message_type else "",
+            ]
             for f in msg.fields
         }
         for nested in msg.nested_types:
@@ -64,8 +69,10 @@ def descriptor_table():
 
     for msg in katib_pb.DESCRIPTOR.message_types_by_name.values():
         walk(msg)
-    enums = {e.full_name: {v.name: v.number for v in e.values}
-             for e in katib_pb.DESCRIPTOR.enum_types_by_name.values()}
+    enums = {
+        e.full_name: {v.name: v.number for v in e.values}
+        for e in katib_pb.DESCRIPTOR.enum_types_by_name.values()
+    }
     return out, enums
 
 
@@ -89,8 +96,11 @@ def main():
             result["validate_bad"] = [err.code().name, err.details()]
         trials = []
         for i, (lr, layers, opt, acc) in enumerate(
-            [("0.01", "2", "adam", "0.91"), ("0.05", "1", "sgd", "0.85"),
-             ("0.002", "4", "adam", "0.88")]
+            [
+                ("0.01", "2", "adam", "0.91"),
+                ("0.05", "1", "sgd", "0.85"),
+                ("0.002", "4", "adam", "0.88"),
+            ]
         ):
             t = katib_pb.Trial(name=f"katib-stubs-t{i}")
             for k, v in (("lr", lr), ("layers", layers), ("opt", opt)):
@@ -105,14 +115,19 @@ def main():
         trials.append(running)
         reply = stub.GetSuggestions(
             katib_pb.GetSuggestionsRequest(
-                experiment=experiment({"n_initial_points": "2"}), trials=trials,
-                current_request_number=3, total_request_number=7,
+                experiment=experiment({"n_initial_points": "2"}),
+                trials=trials,
+                current_request_number=3,
+                total_request_number=7,
             ),
             timeout=60,
         )
         result["suggestions"] = [
-            {"trial_name": a.trial_name, "labels": dict(a.labels),
-             "assignments": {x.name: x.value for x in a.assignments}}
+            {
+                "trial_name": a.trial_name,
+                "labels": dict(a.labels),
+                "assignments": {x.name: x.value for x in a.assignments},
+            }
             for a in reply.parameter_assignments
         ]
         result["algorithm"] = {

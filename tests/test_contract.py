@@ -72,10 +72,10 @@ def test_empty_history(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize("state", [TrialState.FAILED, TrialState.KILLED,
-                                   TrialState.METRICS_UNAVAILABLE])
-def test_all_failed_history_never_repeats_a_failed_point(algorithm: str, state: TrialState
-                                                          ) -> None:
+@pytest.mark.parametrize(
+    "state", [TrialState.FAILED, TrialState.KILLED, TrialState.METRICS_UNAVAILABLE]
+)
+def test_all_failed_history_never_repeats_a_failed_point(algorithm: str, state: TrialState) -> None:
     history = random_trials(SPACE, 12, seed=2, state=state)
     resp = call(algorithm, SPACE, history, 3)
     assert len(resp.suggestions) == 3
@@ -112,8 +112,7 @@ def test_called_twice_with_the_same_history_gives_new_points(algorithm: str) -> 
     history = random_trials(SPACE, 14, seed=5, f=lambda v: float(v["momentum"]))
     first = call(algorithm, SPACE, history, 2, total=16)
     # Katib stores reply.algorithm and sends it back merged into the settings
-    second = call(algorithm, SPACE, history, 2, total=18,
-                  settings={LEDGER_SETTING: first.ledger})
+    second = call(algorithm, SPACE, history, 2, total=18, settings={LEDGER_SETTING: first.ledger})
     assert not set(keys(first)) & set(keys(second))
     names = {s.trial_name for s in first.suggestions} | {s.trial_name for s in second.suggestions}
     assert len(names) == 4
@@ -124,7 +123,7 @@ def test_ledger_entries_drop_once_they_are_trials(algorithm: str) -> None:
     first = call(algorithm, SPACE, [], 2)
     history = [trial(s.trial_name, s.assignments, TrialState.RUNNING) for s in first.suggestions]
     second = call(algorithm, SPACE, history, 1, settings={LEDGER_SETTING: first.ledger})
-    assert [s.trial_name for s in first.suggestions][0] not in second.ledger
+    assert first.suggestions[0].trial_name not in second.ledger
     assert second.suggestions[0].trial_name in second.ledger
 
 
@@ -143,10 +142,12 @@ def test_deadline_already_passed_still_answers(algorithm: str) -> None:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_finite_space_is_exhausted_exactly(algorithm: str) -> None:
-    small = space_from([
-        ("a", "int", "0", "4", "", (), "uniform"),
-        ("b", "categorical", "", "", "", ("x", "y"), "uniform"),
-    ])
+    small = space_from(
+        [
+            ("a", "int", "0", "4", "", (), "uniform"),
+            ("b", "categorical", "", "", "", ("x", "y"), "uniform"),
+        ]
+    )
     history = random_trials(small, 0)
     seen: set[tuple[str, ...]] = set()
     trials = []
@@ -174,8 +175,14 @@ def test_bad_metric_values_are_tolerated_and_reported(algorithm: str, bad: str) 
     assert len(resp.suggestions) == 2
     assert not set(keys(resp)) & set(keys(history))
     reasons = [i.reason for i in resp.history.issues]
-    assert reasons == [{"": "missing_metric", "nan": "non_finite_metric",
-                        "abc": "non_numeric_metric", "inf": "non_finite_metric"}[bad]]
+    assert reasons == [
+        {
+            "": "missing_metric",
+            "nan": "non_finite_metric",
+            "abc": "non_numeric_metric",
+            "inf": "non_finite_metric",
+        }[bad]
+    ]
     assert resp.history.n_obs == 13
 
 
@@ -191,14 +198,18 @@ def test_off_space_trial_is_tolerated(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize(("settings", "field"), [
-    ({"no_such_setting": "1"}, "no_such_setting"),
-    ({"random_state": "abc"}, "random_state"),
-    ({"random_state": "-1"}, "random_state"),
-    ({"time_budget_seconds": "0"}, "time_budget_seconds"),
-])
-def test_bad_settings_are_rejected_by_name(algorithm: str, settings: dict[str, str],
-                                           field: str) -> None:
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"no_such_setting": "1"}, "no_such_setting"),
+        ({"random_state": "abc"}, "random_state"),
+        ({"random_state": "-1"}, "random_state"),
+        ({"time_budget_seconds": "0"}, "time_budget_seconds"),
+    ],
+)
+def test_bad_settings_are_rejected_by_name(
+    algorithm: str, settings: dict[str, str], field: str
+) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         call(algorithm, SPACE, [], 1, settings=settings)
     assert err.value.field == f"spec.algorithm.algorithmSettings[{field}]"

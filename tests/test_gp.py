@@ -31,7 +31,8 @@ def test_gradient_matches_finite_differences(groups: list[list[int]]) -> None:
         up[i] += eps
         down[i] -= eps
         fd = (model.neg_log_posterior(up, x, y)[0] - model.neg_log_posterior(down, x, y)[0]) / (
-            2 * eps)
+            2 * eps
+        )
         assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
 
 
@@ -98,7 +99,12 @@ def test_ei_prefers_low_mean_and_high_variance() -> None:
 @pytest.mark.parametrize("kind", ["ei", "pi", "ucb"])
 def test_every_acquisition_solves_a_1d_maximisation(kind: str) -> None:
     space = space_from([("x", "double", "-2", "3", "", (), "uniform")])
-    trials = run_loop("gp-bo", space, lambda v: -((float(v["x"]) - 1.3) ** 2), budget=16,
-                      goal=Goal.MAXIMIZE, settings={"acquisition": kind,
-                                                     "n_initial_points": "4"})
+    trials = run_loop(
+        "gp-bo",
+        space,
+        lambda v: -((float(v["x"]) - 1.3) ** 2),
+        budget=16,
+        goal=Goal.MAXIMIZE,
+        settings={"acquisition": kind, "n_initial_points": "4"},
+    )
     assert best(trials, Goal.MAXIMIZE) > -1e-3

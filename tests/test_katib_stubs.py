@@ -31,8 +31,7 @@ def katib_python() -> pathlib.Path:
     marker = VENV / "installed.txt"
     if not marker.exists() or marker.read_text() != " ".join(PINS):
         venv.create(VENV, with_pip=True, clear=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *PINS],
-                       check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *PINS], check=True)
         marker.write_text(" ".join(PINS))
     return python
 
@@ -48,8 +47,17 @@ def katib_result(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     out = tmp_path_factory.mktemp("katib") / "result.json"
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        subprocess.run([str(python), str(ROOT / "tests" / "katib_stub_client.py"),
-                        f"127.0.0.1:{port}", str(out)], check=True, timeout=120, env=env)
+        subprocess.run(
+            [
+                str(python),
+                str(ROOT / "tests" / "katib_stub_client.py"),
+                f"127.0.0.1:{port}",
+                str(out),
+            ],
+            check=True,
+            timeout=120,
+            env=env,
+        )
         yield json.loads(out.read_text())
     finally:
         server.stop(0)
@@ -66,8 +74,12 @@ def test_validate_through_katib_stubs(katib_result: dict[str, object]) -> None:
 def test_get_suggestions_through_katib_stubs(katib_result: dict[str, object]) -> None:
     sugs = katib_result["suggestions"]
     assert isinstance(sugs, list) and len(sugs) == 3
-    seen = {("0.01", "2", "adam"), ("0.05", "1", "sgd"), ("0.002", "4", "adam"),
-            ("0.02", "3", "sgd")}
+    seen = {
+        ("0.01", "2", "adam"),
+        ("0.05", "1", "sgd"),
+        ("0.002", "4", "adam"),
+        ("0.02", "3", "sgd"),
+    }
     for s in sugs:
         a = s["assignments"]
         assert set(a) == {"lr", "layers", "opt"}
@@ -92,7 +104,12 @@ def _our_tables() -> tuple[dict[str, dict[str, list[object]]], dict[str, dict[st
 
     def walk(msg):  # type: ignore[no-untyped-def]
         out[msg.full_name] = {
-            f.name: [f.number, f.type, _repeated(f), f.message_type.full_name if f.message_type else ""]
+            f.name: [
+                f.number,
+                f.type,
+                _repeated(f),
+                f.message_type.full_name if f.message_type else "",
+            ]
             for f in msg.fields
         }
         for nested in msg.nested_types:
@@ -100,8 +117,10 @@ def _our_tables() -> tuple[dict[str, dict[str, list[object]]], dict[str, dict[st
 
     for msg in pb.DESCRIPTOR.message_types_by_name.values():
         walk(msg)
-    enums = {e.full_name: {v.name: v.number for v in e.values}
-             for e in pb.DESCRIPTOR.enum_types_by_name.values()}
+    enums = {
+        e.full_name: {v.name: v.number for v in e.values}
+        for e in pb.DESCRIPTOR.enum_types_by_name.values()
+    }
     return out, enums
 
 
@@ -109,10 +128,16 @@ def test_wire_descriptor_matches_katibs_field_by_field(katib_result: dict[str, o
     ours, our_enums = _our_tables()
     theirs = katib_result["messages"]
     assert isinstance(theirs, dict)
-    for name in ("api.v1.beta1.GetSuggestionsRequest", "api.v1.beta1.GetSuggestionsReply",
-                 "api.v1.beta1.Trial", "api.v1.beta1.TrialSpec", "api.v1.beta1.TrialStatus",
-                 "api.v1.beta1.ExperimentSpec", "api.v1.beta1.FeasibleSpace",
-                 "api.v1.beta1.ValidateAlgorithmSettingsRequest"):
+    for name in (
+        "api.v1.beta1.GetSuggestionsRequest",
+        "api.v1.beta1.GetSuggestionsReply",
+        "api.v1.beta1.Trial",
+        "api.v1.beta1.TrialSpec",
+        "api.v1.beta1.TrialStatus",
+        "api.v1.beta1.ExperimentSpec",
+        "api.v1.beta1.FeasibleSpace",
+        "api.v1.beta1.ValidateAlgorithmSettingsRequest",
+    ):
         assert name in ours
     missing = sorted(set(ours) - set(theirs))
     assert not missing, f"messages Katib does not have: {missing}"

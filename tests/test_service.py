@@ -29,8 +29,9 @@ SPACE = space_from(MIXED)
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SuggestionServer]:
-    srv = SuggestionServer(ServerConfig(host="127.0.0.1", port=0, metrics_port=0,
-                                        metrics_host="127.0.0.1"))
+    srv = SuggestionServer(
+        ServerConfig(host="127.0.0.1", port=0, metrics_port=0, metrics_host="127.0.0.1")
+    )
     srv.start()
     yield srv
     srv.stop(0)
@@ -46,7 +47,8 @@ def stub(server: SuggestionServer) -> Iterator[pb_grpc.SuggestionStub]:
 def test_health_serving(server: SuggestionServer, service: str) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=5)
+            health_pb2.HealthCheckRequest(service=service), timeout=5
+        )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -83,25 +85,40 @@ def _with(rows: list[tuple[object, ...]], i: int, **change: object) -> list[tupl
 
 BAD_EXPERIMENTS = {
     "unknown algorithm": (pb_experiment(algorithm="hyperband"), "spec.algorithm.algorithmName"),
-    "unknown setting": (pb_experiment(settings={"acq_func": "EI"}),
-                        "spec.algorithm.algorithmSettings[acq_func]"),
-    "malformed setting": (pb_experiment(settings={"n_initial_points": "ten"}),
-                          "spec.algorithm.algorithmSettings[n_initial_points]"),
-    "setting out of range": (pb_experiment(settings={"acquisition": "foo"}),
-                             "spec.algorithm.algorithmSettings[acquisition]"),
-    "min >= max": (pb_experiment(_with(MIXED, 1, min="1", max="1")),
-                   "spec.parameters[1].feasibleSpace"),
-    "empty list": (pb_experiment(_with(MIXED, 6, list=())),
-                   "spec.parameters[6].feasibleSpace.list"),
-    "step <= 0": (pb_experiment(_with(MIXED, 2, step="0")),
-                  "spec.parameters[2].feasibleSpace.step"),
-    "log with min <= 0": (pb_experiment(_with(MIXED, 1, dist="logUniform")),
-                          "spec.parameters[1].feasibleSpace.min"),
-    "unknown type": (pb_experiment(_with(MIXED, 0, type="float")),
-                     "spec.parameters[0].parameterType"),
+    "unknown setting": (
+        pb_experiment(settings={"acq_func": "EI"}),
+        "spec.algorithm.algorithmSettings[acq_func]",
+    ),
+    "malformed setting": (
+        pb_experiment(settings={"n_initial_points": "ten"}),
+        "spec.algorithm.algorithmSettings[n_initial_points]",
+    ),
+    "setting out of range": (
+        pb_experiment(settings={"acquisition": "foo"}),
+        "spec.algorithm.algorithmSettings[acquisition]",
+    ),
+    "min >= max": (
+        pb_experiment(_with(MIXED, 1, min="1", max="1")),
+        "spec.parameters[1].feasibleSpace",
+    ),
+    "empty list": (
+        pb_experiment(_with(MIXED, 6, list=())),
+        "spec.parameters[6].feasibleSpace.list",
+    ),
+    "step <= 0": (
+        pb_experiment(_with(MIXED, 2, step="0")),
+        "spec.parameters[2].feasibleSpace.step",
+    ),
+    "log with min <= 0": (
+        pb_experiment(_with(MIXED, 1, dist="logUniform")),
+        "spec.parameters[1].feasibleSpace.min",
+    ),
+    "unknown type": (
+        pb_experiment(_with(MIXED, 0, type="float")),
+        "spec.parameters[0].parameterType",
+    ),
     "duplicate names": (pb_experiment(_with(MIXED, 1, name="lr")), "spec.parameters[1].name"),
-    "missing objective metric": (pb_experiment(metric=""),
-                                 "spec.objective.objectiveMetricName"),
+    "missing objective metric": (pb_experiment(metric=""), "spec.objective.objectiveMetricName"),
     "no parameters": (pb_experiment([]), "spec.parameters"),
 }
 
@@ -110,8 +127,9 @@ BAD_EXPERIMENTS = {
 def test_validate_rejects_bad_input(stub: pb_grpc.SuggestionStub, case: str) -> None:
     exp, field = BAD_EXPERIMENTS[case]
     with pytest.raises(grpc.RpcError) as err:
-        stub.ValidateAlgorithmSettings(pb.ValidateAlgorithmSettingsRequest(experiment=exp),
-                                       timeout=10)
+        stub.ValidateAlgorithmSettings(
+            pb.ValidateAlgorithmSettingsRequest(experiment=exp), timeout=10
+        )
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(field + ":"), err.value.details()
     assert "Traceback" not in err.value.details()
@@ -164,22 +182,41 @@ def test_metrics_endpoint(server: SuggestionServer, stub: pb_grpc.SuggestionStub
     with pytest.raises(grpc.RpcError):
         stub.ValidateAlgorithmSettings(
             pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment(algorithm="nope")),
-            timeout=10)
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
-                                  timeout=5).read().decode()
+            timeout=10,
+        )
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
 
     def value(pattern: str) -> float:
         m = re.search(r"^" + pattern + r" ([0-9.e+-]+)$", text, re.M)
         assert m, pattern
         return float(m.group(1))
 
-    assert value(r'grpc_server_handled_total\{grpc_code="OK",grpc_method="GetSuggestions",'
-                 r'grpc_service="api.v1.beta1.Suggestion"\}') >= 1
-    assert value(r'grpc_server_handled_total\{grpc_code="INVALID_ARGUMENT",'
-                 r'grpc_method="ValidateAlgorithmSettings",'
-                 r'grpc_service="api.v1.beta1.Suggestion"\}') >= 1
-    assert value(r'grpc_server_handling_seconds_count\{grpc_code="OK",'
-                 r'grpc_method="GetSuggestions",grpc_service="api.v1.beta1.Suggestion"\}') >= 1
+    assert (
+        value(
+            r'grpc_server_handled_total\{grpc_code="OK",grpc_method="GetSuggestions",'
+            r'grpc_service="api.v1.beta1.Suggestion"\}'
+        )
+        >= 1
+    )
+    assert (
+        value(
+            r'grpc_server_handled_total\{grpc_code="INVALID_ARGUMENT",'
+            r'grpc_method="ValidateAlgorithmSettings",'
+            r'grpc_service="api.v1.beta1.Suggestion"\}'
+        )
+        >= 1
+    )
+    assert (
+        value(
+            r'grpc_server_handling_seconds_count\{grpc_code="OK",'
+            r'grpc_method="GetSuggestions",grpc_service="api.v1.beta1.Suggestion"\}'
+        )
+        >= 1
+    )
     assert value(r'dcsa_suggestion_duration_seconds_count\{algorithm="random"\}') >= 1
     assert value(r'dcsa_suggestions_total\{algorithm="random",origin="random"\}') >= 2
     assert value(r'dcsa_trials\{algorithm="gp-bo",state="Succeeded"\}') >= 0
@@ -191,28 +228,44 @@ def test_metrics_endpoint(server: SuggestionServer, stub: pb_grpc.SuggestionStub
 SERVICE = pb.DESCRIPTOR.services_by_name["Suggestion"]
 
 
-def _invoke(servicer: SuggestionServicer, method: str, request: object
-            ) -> tuple[object, grpc.StatusCode, str]:
-    server = grpc_testing.server_from_dictionary({SERVICE: servicer},
-                                                 grpc_testing.strict_real_time())
+def _invoke(
+    servicer: SuggestionServicer, method: str, request: object
+) -> tuple[object, grpc.StatusCode, str]:
+    server = grpc_testing.server_from_dictionary(
+        {SERVICE: servicer}, grpc_testing.strict_real_time()
+    )
     rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, 30)
     response, _, code, details = rpc.termination()
     return response, code, details
 
 
-@pytest.mark.parametrize(("method", "request_", "code"), [
-    ("ValidateAlgorithmSettings",
-     pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment()), grpc.StatusCode.OK),
-    ("ValidateAlgorithmSettings",
-     pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment(algorithm="x")),
-     grpc.StatusCode.INVALID_ARGUMENT),
-    ("ValidateAlgorithmSettings", pb.ValidateAlgorithmSettingsRequest(),
-     grpc.StatusCode.INVALID_ARGUMENT),
-    ("GetSuggestions", pb_request(pb_experiment(), [], 2), grpc.StatusCode.OK),
-    ("GetSuggestions", pb.GetSuggestionsRequest(), grpc.StatusCode.INVALID_ARGUMENT),
-    ("GetSuggestions", pb_request(pb_experiment(settings={"random_state": "1.5"}), [], 1),
-     grpc.StatusCode.INVALID_ARGUMENT),
-])
+@pytest.mark.parametrize(
+    ("method", "request_", "code"),
+    [
+        (
+            "ValidateAlgorithmSettings",
+            pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment()),
+            grpc.StatusCode.OK,
+        ),
+        (
+            "ValidateAlgorithmSettings",
+            pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment(algorithm="x")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            "ValidateAlgorithmSettings",
+            pb.ValidateAlgorithmSettingsRequest(),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        ("GetSuggestions", pb_request(pb_experiment(), [], 2), grpc.StatusCode.OK),
+        ("GetSuggestions", pb.GetSuggestionsRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "GetSuggestions",
+            pb_request(pb_experiment(settings={"random_state": "1.5"}), [], 1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ],
+)
 def test_status_code_matrix(method: str, request_: object, code: grpc.StatusCode) -> None:
     _, got, details = _invoke(SuggestionServicer(create_metrics()), method, request_)
     assert got is code, details
@@ -225,8 +278,9 @@ def test_unexpected_error_is_internal_without_traceback(monkeypatch: pytest.Monk
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(engine, "suggest", boom)
-    _, code, details = _invoke(SuggestionServicer(create_metrics()), "GetSuggestions",
-                               pb_request(pb_experiment(), [], 1))
+    _, code, details = _invoke(
+        SuggestionServicer(create_metrics()), "GetSuggestions", pb_request(pb_experiment(), [], 1)
+    )
     assert code is grpc.StatusCode.INTERNAL
     assert "secret" not in details and "Traceback" not in details
 
@@ -234,9 +288,23 @@ def test_unexpected_error_is_internal_without_traceback(monkeypatch: pytest.Monk
 # ---- process lifecycle -----------------------------------------------------------------------
 def test_sigterm_stops_gracefully() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "suggestion_service", "serve", "--host", "127.0.0.1",
-         "--port", "0", "--metrics-port", "-1", "--grace", "1"],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "suggestion_service",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--metrics-port",
+            "-1",
+            "--grace",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     port = None
     deadline = time.monotonic() + 60
@@ -248,8 +316,11 @@ def test_sigterm_stops_gracefully() -> None:
             break
     assert port
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        status = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), timeout=5).status
+        status = (
+            health_pb2_grpc.HealthStub(channel)
+            .Check(health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), timeout=5)
+            .status
+        )
     assert status == health_pb2.HealthCheckResponse.SERVING
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()
@@ -261,6 +332,7 @@ def test_stop_reports_not_serving() -> None:
     srv = SuggestionServer(ServerConfig(host="127.0.0.1", port=0, metrics_port=-1))
     srv.start()
     srv.stop(0)
-    reply = srv.health.Check(health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"),
-                             None)
+    reply = srv.health.Check(
+        health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), None
+    )
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING

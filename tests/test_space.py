@@ -15,38 +15,81 @@ def param(**kw):  # type: ignore[no-untyped-def]
     return make_parameter(**base)
 
 
-@pytest.mark.parametrize(("kw", "field", "text"), [
-    ({"min_text": "1", "max_text": "1"}, "spec.parameters[0].feasibleSpace", "less than max"),
-    ({"min_text": "2", "max_text": "1"}, "spec.parameters[0].feasibleSpace", "less than max"),
-    ({"min_text": "a", "max_text": "1"}, "spec.parameters[0].feasibleSpace.min", "not a number"),
-    ({"min_text": "0", "max_text": "nan"}, "spec.parameters[0].feasibleSpace.max", "finite"),
-    ({"min_text": "0", "max_text": "1", "step_text": "0"},
-     "spec.parameters[0].feasibleSpace.step", "> 0"),
-    ({"min_text": "0", "max_text": "1", "step_text": "-0.1"},
-     "spec.parameters[0].feasibleSpace.step", "> 0"),
-    ({"min_text": "0", "max_text": "1", "distribution": "logUniform"},
-     "spec.parameters[0].feasibleSpace.min", "needs min > 0"),
-    ({"min_text": "-1", "max_text": "1", "distribution": "logNormal"},
-     "spec.parameters[0].feasibleSpace.min", "needs min > 0"),
-    ({"min_text": "0", "max_text": "1", "distribution": "cauchy"},
-     "spec.parameters[0].feasibleSpace.distribution", "allowed"),
-    ({"type_name": "float", "min_text": "0", "max_text": "1"},
-     "spec.parameters[0].parameterType", "allowed"),
-    ({"type_name": "int", "min_text": "0.5", "max_text": "3"},
-     "spec.parameters[0].feasibleSpace.min", "integer"),
-    ({"type_name": "int", "min_text": "0", "max_text": "3", "step_text": "1.5"},
-     "spec.parameters[0].feasibleSpace.step", "integer"),
-    ({"type_name": "categorical"}, "spec.parameters[0].feasibleSpace.list", "at least one"),
-    ({"type_name": "categorical", "choices": ["a", "a"]},
-     "spec.parameters[0].feasibleSpace.list", "unique"),
-    ({"type_name": "discrete", "choices": ["1", "x"]},
-     "spec.parameters[0].feasibleSpace.list[1]", "not a number"),
-    ({"type_name": "discrete", "choices": []}, "spec.parameters[0].feasibleSpace.list",
-     "at least one"),
-    ({"type_name": "double", "min_text": "0"}, "spec.parameters[0].feasibleSpace",
-     "both min and max"),
-    ({"name": "", "min_text": "0", "max_text": "1"}, "spec.parameters[0].name", "empty"),
-])
+@pytest.mark.parametrize(
+    ("kw", "field", "text"),
+    [
+        ({"min_text": "1", "max_text": "1"}, "spec.parameters[0].feasibleSpace", "less than max"),
+        ({"min_text": "2", "max_text": "1"}, "spec.parameters[0].feasibleSpace", "less than max"),
+        (
+            {"min_text": "a", "max_text": "1"},
+            "spec.parameters[0].feasibleSpace.min",
+            "not a number",
+        ),
+        ({"min_text": "0", "max_text": "nan"}, "spec.parameters[0].feasibleSpace.max", "finite"),
+        (
+            {"min_text": "0", "max_text": "1", "step_text": "0"},
+            "spec.parameters[0].feasibleSpace.step",
+            "> 0",
+        ),
+        (
+            {"min_text": "0", "max_text": "1", "step_text": "-0.1"},
+            "spec.parameters[0].feasibleSpace.step",
+            "> 0",
+        ),
+        (
+            {"min_text": "0", "max_text": "1", "distribution": "logUniform"},
+            "spec.parameters[0].feasibleSpace.min",
+            "needs min > 0",
+        ),
+        (
+            {"min_text": "-1", "max_text": "1", "distribution": "logNormal"},
+            "spec.parameters[0].feasibleSpace.min",
+            "needs min > 0",
+        ),
+        (
+            {"min_text": "0", "max_text": "1", "distribution": "cauchy"},
+            "spec.parameters[0].feasibleSpace.distribution",
+            "allowed",
+        ),
+        (
+            {"type_name": "float", "min_text": "0", "max_text": "1"},
+            "spec.parameters[0].parameterType",
+            "allowed",
+        ),
+        (
+            {"type_name": "int", "min_text": "0.5", "max_text": "3"},
+            "spec.parameters[0].feasibleSpace.min",
+            "integer",
+        ),
+        (
+            {"type_name": "int", "min_text": "0", "max_text": "3", "step_text": "1.5"},
+            "spec.parameters[0].feasibleSpace.step",
+            "integer",
+        ),
+        ({"type_name": "categorical"}, "spec.parameters[0].feasibleSpace.list", "at least one"),
+        (
+            {"type_name": "categorical", "choices": ["a", "a"]},
+            "spec.parameters[0].feasibleSpace.list",
+            "unique",
+        ),
+        (
+            {"type_name": "discrete", "choices": ["1", "x"]},
+            "spec.parameters[0].feasibleSpace.list[1]",
+            "not a number",
+        ),
+        (
+            {"type_name": "discrete", "choices": []},
+            "spec.parameters[0].feasibleSpace.list",
+            "at least one",
+        ),
+        (
+            {"type_name": "double", "min_text": "0"},
+            "spec.parameters[0].feasibleSpace",
+            "both min and max",
+        ),
+        ({"name": "", "min_text": "0", "max_text": "1"}, "spec.parameters[0].name", "empty"),
+    ],
+)
 def test_bad_parameters_name_the_field(kw: dict[str, object], field: str, text: str) -> None:
     with pytest.raises(InvalidSearchSpaceError) as err:
         param(**kw)
@@ -110,8 +153,16 @@ def test_categorical_is_one_hot() -> None:
         p.parse("d", where="x")
 
 
-@pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (1e-05, "0.00001"), (123.5, "123.5"),
-                                              (-2.0, "-2"), (1e20, "100000000000000000000")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (1e-05, "0.00001"),
+        (123.5, "123.5"),
+        (-2.0, "-2"),
+        (1e20, "100000000000000000000"),
+    ],
+)
 def test_format_double(value: float, text: str) -> None:
     assert format_double(value) == text
 

@@ -95,16 +95,20 @@ def parse_ledger(text: str | None) -> tuple[list[tuple[str, dict[str, str]]], li
         return [], []
     try:
         data = json.loads(text)
-        entries = [(str(name), {str(k): str(v) for k, v in values.items()})
-                   for name, values in data["s"]]
+        entries = [
+            (str(name), {str(k): str(v) for k, v in values.items()}) for name, values in data["s"]
+        ]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return [], [f"ignored malformed {LEDGER_SETTING} setting: {exc}"]
     return entries, []
 
 
 def format_ledger(entries: Sequence[tuple[str, Mapping[str, str]]]) -> str:
-    return json.dumps({"v": 1, "s": [[n, dict(a)] for n, a in entries[-LEDGER_LIMIT:]]},
-                      separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        {"v": 1, "s": [[n, dict(a)] for n, a in entries[-LEDGER_LIMIT:]]},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
 
 
 def suggest(
@@ -138,8 +142,9 @@ def suggest(
     for issue in history.issues:
         warnings.append(f"trial {issue.trial}: {issue.reason}: {issue.detail}")
     if req.n == 0:
-        return SuggestResponse(suggestions=[], ledger=format_ledger(open_ledger),
-                               history=history, warnings=warnings)
+        return SuggestResponse(
+            suggestions=[], ledger=format_ledger(open_ledger), history=history, warnings=warnings
+        )
 
     seed = experiment_seed(req.experiment, settings["random_state"])
     # how many suggestions came before this batch (Katib's counter, or what the history shows)
@@ -191,8 +196,9 @@ def _check(req: SuggestRequest, history: History, result: Proposals) -> None:
         raise AssertionError("strategy returned a duplicate or an already known point")
 
 
-def _trial_name(req: SuggestRequest, seed: int, i: int, assignments: Mapping[str, str],
-                used: set[str]) -> str:
+def _trial_name(
+    req: SuggestRequest, seed: int, i: int, assignments: Mapping[str, str], used: set[str]
+) -> str:
     """``<experiment>-<8 chars>``, like Katib's own names, but derived from the request."""
     for salt in range(1000):
         digest = hashlib.sha256(
@@ -217,5 +223,3 @@ def _label_value(text: str) -> str:
     """A valid Kubernetes label value (<= 63 chars of [A-Za-z0-9._-], alphanumeric ends)."""
     clean = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:63]
     return clean.strip("._-") or "none"
-
-

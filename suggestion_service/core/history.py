@@ -63,7 +63,9 @@ class HistoryIssue:
     """Something in the history the service tolerated (and logs and counts)."""
 
     trial: str
-    reason: str  # bounded vocabulary: missing_metric, non_numeric_metric, non_finite_metric, off_space
+    reason: (
+        str  # bounded vocabulary: missing_metric, non_numeric_metric, non_finite_metric, off_space
+    )
     detail: str
 
 
@@ -130,8 +132,14 @@ def build_history(
     for trial in sorted(trials, key=lambda t: t.name):
         counts[trial.state] += 1
         digest.update(
-            json.dumps([trial.name, sorted(trial.assignments.items()), trial.state.value,
-                        trial.metrics.get(objective.metric)]).encode()
+            json.dumps(
+                [
+                    trial.name,
+                    sorted(trial.assignments.items()),
+                    trial.state.value,
+                    trial.metrics.get(objective.metric),
+                ]
+            ).encode()
         )
         try:
             row = space.parse_assignment(trial.assignments, where=f"trials[{trial.name}]")

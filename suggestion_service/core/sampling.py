@@ -28,7 +28,7 @@ def quasi_random_fill(
     start: int,
     exclude: Collection[tuple[str, ...]],
 ) -> FloatArray:
-    """``n`` distinct typed points from the scrambled Sobol sequence of ``seed``, not in ``exclude``.
+    """``n`` distinct typed points of the scrambled Sobol sequence of ``seed``, none in ``exclude``.
 
     The scan starts at sequence position ``start`` (how many suggestions came before), so the
     initial design stays one low-discrepancy sequence across calls, and a repeated call with a

@@ -80,7 +80,11 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
 
 def int_setting(name: str, default: int | None, doc: str, *, minimum: int = 0) -> Setting:
     return Setting(
-        name=name, type_name="int", default=default, parse=parse_int, doc=doc,
+        name=name,
+        type_name="int",
+        default=default,
+        parse=parse_int,
+        doc=doc,
         check=at_least(minimum),
     )
 
@@ -88,14 +92,20 @@ def int_setting(name: str, default: int | None, doc: str, *, minimum: int = 0) -
 def float_setting(
     name: str, default: float, doc: str, check: Callable[[Any], str | None]
 ) -> Setting:
-    return Setting(name=name, type_name="float", default=default, parse=parse_float, doc=doc,
-                   check=check)
+    return Setting(
+        name=name, type_name="float", default=default, parse=parse_float, doc=doc, check=check
+    )
 
 
 def choice_setting(name: str, default: str, doc: str, choices: Sequence[str]) -> Setting:
     return Setting(
-        name=name, type_name="str", default=default, parse=str, doc=doc,
-        check=one_of(*choices), choices=tuple(choices),
+        name=name,
+        type_name="str",
+        default=default,
+        parse=str,
+        doc=doc,
+        check=one_of(*choices),
+        choices=tuple(choices),
     )
 
 

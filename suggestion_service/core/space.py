@@ -103,7 +103,7 @@ class Parameter:
             return len(self.labels)
         if self.step is None:
             return None
-        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
 
     @property
     def grid_high(self) -> float:
@@ -297,11 +297,11 @@ class SearchSpace:
             return np.zeros((0, self.n_features))
         return np.hstack([p.features(typed[:, j]) for j, p in enumerate(self.parameters)])
 
-    def key(self, row: Sequence[float]) -> tuple[str, ...]:
+    def key(self, row: Sequence[float] | FloatArray) -> tuple[str, ...]:
         """Canonical identity of a typed point: its Katib strings, in parameter order."""
         return tuple(p.format(float(v)) for p, v in zip(self.parameters, row, strict=True))
 
-    def to_strings(self, row: Sequence[float]) -> dict[str, str]:
+    def to_strings(self, row: Sequence[float] | FloatArray) -> dict[str, str]:
         return dict(zip(self.names, self.key(row), strict=True))
 
     def parse_assignment(self, values: Mapping[str, str], *, where: str) -> FloatArray:
@@ -318,7 +318,7 @@ class SearchSpace:
 
     def enumerate_all(self) -> FloatArray:
         """Every typed point of a finite space (call only when cardinality is small)."""
-        grids = []
+        grids: list[FloatArray] = []
         for p in self.parameters:
             size = p.grid_size
             assert size is not None
@@ -326,7 +326,7 @@ class SearchSpace:
                 grids.append(np.arange(size, dtype=np.float64))
             else:
                 assert p.step is not None
-                grids.append(p.low + np.arange(size) * p.step)
+                grids.append(np.asarray(p.low + np.arange(size) * p.step, dtype=np.float64))
         mesh = np.meshgrid(*grids, indexing="ij")
         return np.column_stack([m.ravel() for m in mesh])
 
@@ -439,7 +439,8 @@ def make_space(parameters: Sequence[Parameter], *, where: str = "spec.parameters
     for i, p in enumerate(parameters):
         if p.name in seen:
             raise InvalidSearchSpaceError(
-                f"{where}[{i}].name", f"duplicate parameter name {p.name!r} (also {where}[{seen[p.name]}])"
+                f"{where}[{i}].name",
+                f"duplicate parameter name {p.name!r} (also {where}[{seen[p.name]}])",
             )
         seen[p.name] = i
     return SearchSpace(tuple(parameters))

@@ -21,12 +21,14 @@ def common_settings() -> tuple[Setting, ...]:
     """Settings every strategy accepts."""
     return (
         int_setting(
-            "random_state", None,
+            "random_state",
+            None,
             "Seed of every random choice; unset means a seed derived from the experiment name, "
             "so a restarted service gives the same answers.",
         ),
         float_setting(
-            "time_budget_seconds", 20.0,
+            "time_budget_seconds",
+            20.0,
             "Wall-clock budget of one GetSuggestions call (also capped by the call's gRPC "
             "deadline); slots left when it runs out are filled quasi-randomly.",
             greater_than(0.0),
@@ -88,6 +90,7 @@ class Strategy(abc.ABC):
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         """Cross-field validation beyond the settings table (raise InvalidArgumentError)."""
+        return None  # noqa: B027 - optional hook
 
     @abc.abstractmethod
     def propose(self, ctx: Context) -> Proposals:

@@ -58,8 +58,14 @@ def to_space(spec: pb.ExperimentSpec) -> SearchSpace:
             )
         params.append(
             make_parameter(
-                name=ps.name, type_name=type_name, min_text=fs.min, max_text=fs.max,
-                step_text=fs.step, choices=list(fs.list), distribution=dist, where=where,
+                name=ps.name,
+                type_name=type_name,
+                min_text=fs.min,
+                max_text=fs.max,
+                step_text=fs.step,
+                choices=list(fs.list),
+                distribution=dist,
+                where=where,
             )
         )
     return make_space(params)

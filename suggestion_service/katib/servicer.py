@@ -36,8 +36,9 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         try:
             space = convert.to_space(spec)
             objective = convert.to_objective(spec)
-            engine.validate(spec.algorithm.algorithm_name, space, objective,
-                            convert.to_settings(spec))
+            engine.validate(
+                spec.algorithm.algorithm_name, space, objective, convert.to_settings(spec)
+            )
         except Exception as exc:  # every failure becomes a status, never a crash
             self._abort(context, exc, "ValidateAlgorithmSettings")
         return pb.ValidateAlgorithmSettingsReply()
@@ -70,8 +71,13 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         context.abort(code, message)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
-    def _record(self, algorithm: str, req: engine.SuggestRequest,
-                response: engine.SuggestResponse, seconds: float) -> None:
+    def _record(
+        self,
+        algorithm: str,
+        req: engine.SuggestRequest,
+        response: engine.SuggestResponse,
+        seconds: float,
+    ) -> None:
         m = self._m
         alg = algorithm if algorithm else "unknown"
         m.suggestion_seconds.labels(alg).observe(seconds)
@@ -90,13 +96,19 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         h = response.history
         if h.n_obs:
             best = float(h.y_obs.min())
-            m.best_objective.labels(alg).set(-best if req.objective.goal is Goal.MAXIMIZE
-                                             else best)
+            m.best_objective.labels(alg).set(-best if req.objective.goal is Goal.MAXIMIZE else best)
         if response.fallbacks:
-            log.warning("%d of %d suggestions fell back to quasi-random points: %s",
-                        len(response.fallbacks), len(response.suggestions),
-                        sorted(set(response.fallbacks)))
+            log.warning(
+                "%d of %d suggestions fell back to quasi-random points: %s",
+                len(response.fallbacks),
+                len(response.suggestions),
+                sorted(set(response.fallbacks)),
+            )
         log.info(
             "suggested %d trial(s) for %s with %s in %.3fs (%d trials in history)",
-            len(response.suggestions), req.experiment, alg, seconds, h.n_trials,
+            len(response.suggestions),
+            req.experiment,
+            alg,
+            seconds,
+            h.n_trials,
         )

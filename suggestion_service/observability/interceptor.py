@@ -17,7 +17,7 @@ def _split(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or "unknown"
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class MetricsInterceptor(grpc.ServerInterceptor):
     """Counts started and handled unary RPCs and observes their duration."""
 
     def __init__(self, metrics: Metrics) -> None:
@@ -25,9 +25,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler

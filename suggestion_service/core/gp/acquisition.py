@@ -33,7 +33,12 @@ def log_h(z: FloatArray) -> FloatArray:
 
 
 def acquisition(
-    kind: str, mean: FloatArray, var: FloatArray, best: float, *, xi: float = 0.0,
+    kind: str,
+    mean: FloatArray,
+    var: FloatArray,
+    best: float,
+    *,
+    xi: float = 0.0,
     beta: float = 2.0,
 ) -> FloatArray:
     """Score candidates for minimisation.

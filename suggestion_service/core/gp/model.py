@@ -40,7 +40,7 @@ def _matern52(r: FloatArray) -> FloatArray:
 def _scaled_dist(a: FloatArray, b: FloatArray) -> FloatArray:
     """Euclidean distances between rows of already length-scaled inputs."""
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))
+    return np.asarray(np.sqrt(np.maximum(sq, 0.0)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,21 @@ class AdditiveGP:
             mu_ls[g] = math.sqrt(2.0) + 0.5 * math.log(len(g))
         n_groups = len(self.groups)
         mu = np.concatenate([mu_ls, np.full(n_groups, math.log(1.0 / n_groups)), [-4.0]])
-        sd = np.concatenate([np.full(self.n_features, math.sqrt(3.0)),
-                             np.full(n_groups, 1.5), [1.5]])
+        sd = np.concatenate(
+            [np.full(self.n_features, math.sqrt(3.0)), np.full(n_groups, 1.5), [1.5]]
+        )
         return mu, sd
 
     def _unpack(self, theta: FloatArray) -> Hyperparameters:
         f, g = self.n_features, len(self.groups)
-        return Hyperparameters(np.exp(theta[:f]), np.exp(theta[f : f + g]), float(np.exp(theta[-1])))
+        return Hyperparameters(
+            np.exp(theta[:f]), np.exp(theta[f : f + g]), float(np.exp(theta[-1]))
+        )
 
     # ---- fitting ---------------------------------------------------------------------------
-    def neg_log_posterior(self, theta: FloatArray, x: FloatArray, y: FloatArray
-                          ) -> tuple[float, FloatArray]:
+    def neg_log_posterior(
+        self, theta: FloatArray, x: FloatArray, y: FloatArray
+    ) -> tuple[float, FloatArray]:
         """Negative log marginal likelihood + negative log prior, and its gradient."""
         hp = self._unpack(theta)
         n = x.shape[0]
@@ -118,8 +122,10 @@ class AdditiveGP:
         except np.linalg.LinAlgError:
             return 1e10, np.zeros_like(theta)
         alpha = cho_solve(factor, y, check_finite=False)
-        nll = 0.5 * float(y @ alpha) + float(np.log(np.diag(factor[0])).sum()) + 0.5 * n * math.log(
-            2 * math.pi
+        nll = (
+            0.5 * float(y @ alpha)
+            + float(np.log(np.diag(factor[0])).sum())
+            + 0.5 * n * math.log(2 * math.pi)
         )
         kinv = cho_solve(factor, np.eye(n), check_finite=False)
         w = np.outer(alpha, alpha) - kinv
@@ -142,16 +148,31 @@ class AdditiveGP:
     def fit(self, x: FloatArray, y: FloatArray, *, max_iter: int = 60) -> Hyperparameters:
         """MAP hyperparameters for standardised ``y`` on features ``x``."""
         mu, _ = self._prior()
-        theta0 = mu.copy()
-        bounds = ([_LOG_LS_BOUNDS] * self.n_features + [_LOG_SCALE_BOUNDS] * len(self.groups)
-                  + [_LOG_NOISE_BOUNDS])
-        theta0 = np.clip(theta0, [b[0] for b in bounds], [b[1] for b in bounds])
-        res = minimize(
-            self.neg_log_posterior, theta0, args=(x, y), jac=True, method="L-BFGS-B",
-            bounds=bounds, options={"maxiter": max_iter},
+        bounds = (
+            [_LOG_LS_BOUNDS] * self.n_features
+            + [_LOG_SCALE_BOUNDS] * len(self.groups)
+            + [_LOG_NOISE_BOUNDS]
         )
-        theta = res.x if np.all(np.isfinite(res.x)) else theta0
-        return self._unpack(np.asarray(theta, dtype=np.float64))
+        lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
+        # Two starts: the prior's mode (smooth, noisy) and a wiggly, nearly noiseless one. A single
+        # start often settles in the "everything is noise" optimum on skewed objectives.
+        wiggly = mu.copy()
+        wiggly[: self.n_features] = math.log(0.3)
+        wiggly[-1] = math.log(1e-4)
+        best_theta, best_value = np.clip(mu, lo, hi), math.inf
+        for theta0 in (np.clip(mu, lo, hi), np.clip(wiggly, lo, hi)):
+            res = minimize(
+                self.neg_log_posterior,
+                theta0,
+                args=(x, y),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": max_iter},
+            )
+            if np.all(np.isfinite(res.x)) and float(res.fun) < best_value:
+                best_theta, best_value = res.x, float(res.fun)
+        return self._unpack(np.asarray(best_theta, dtype=np.float64))
 
     def condition(self, x: FloatArray, y: FloatArray, hp: Hyperparameters) -> Posterior:
         """The posterior given data (hyperparameters fixed)."""
@@ -188,7 +209,7 @@ class Posterior:
 
     def component_mean(self, xq: FloatArray, k: int) -> FloatArray:
         """Posterior mean of additive component ``k`` alone at ``xq``."""
-        return self.model.component(xq, self.x, self.hp, k) @ self.alpha
+        return np.asarray(self.model.component(xq, self.x, self.hp, k) @ self.alpha)
 
     def with_fantasies(self, xp: FloatArray) -> Posterior:
         """Kriging believer: add pending points with their posterior mean as observed value.
@@ -199,5 +220,6 @@ class Posterior:
         if xp.shape[0] == 0:
             return self
         mean, _ = self.predict(xp)
-        return Posterior(self.model, np.vstack([self.x, xp]), np.concatenate([self.y, mean]),
-                         self.hp)
+        return Posterior(
+            self.model, np.vstack([self.x, xp]), np.concatenate([self.y, mean]), self.hp
+        )

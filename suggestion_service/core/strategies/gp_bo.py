@@ -41,23 +41,44 @@ def gp_settings() -> tuple[Any, ...]:
     return (
         *common_settings(),
         int_setting(
-            "n_initial_points", 10,
-            "Quasi-random (Sobol) suggestions before the GP takes over.", minimum=1,
+            "n_initial_points",
+            10,
+            "Quasi-random (Sobol) suggestions before the GP takes over.",
+            minimum=1,
         ),
         choice_setting(
-            "acquisition", "ei",
+            "acquisition",
+            "ei",
             "Acquisition: ei (log expected improvement), pi (log probability of improvement) "
-            "or ucb (lower confidence bound on the minimised objective).", ACQUISITIONS,
+            "or ucb (lower confidence bound on the minimised objective).",
+            ACQUISITIONS,
         ),
-        float_setting("xi", 0.0, "Improvement margin of ei and pi, in standard deviations of "
-                      "the observed objective.", at_least(0.0)),
-        float_setting("ucb_beta", 2.0, "Exploration weight of ucb (mean - sqrt(beta) * sd).",
-                      greater_than(0.0)),
-        int_setting("n_candidates", 1024, "Quasi-random candidates scored per slot before local "
-                    "refinement.", minimum=16),
-        int_setting("max_fit_points", 256, "At most this many trials (the best half and a "
-                    "seeded sample of the rest) fit the hyperparameters; all trials condition "
-                    "the posterior.", minimum=8),
+        float_setting(
+            "xi",
+            0.0,
+            "Improvement margin of ei and pi, in standard deviations of the observed objective.",
+            at_least(0.0),
+        ),
+        float_setting(
+            "ucb_beta",
+            2.0,
+            "Exploration weight of ucb (mean - sqrt(beta) * sd).",
+            greater_than(0.0),
+        ),
+        int_setting(
+            "n_candidates",
+            1024,
+            "Quasi-random candidates scored per slot before local refinement.",
+            minimum=16,
+        ),
+        int_setting(
+            "max_fit_points",
+            256,
+            "At most this many trials (the best half and a "
+            "seeded sample of the rest) fit the hyperparameters; all trials condition "
+            "the posterior.",
+            minimum=8,
+        ),
     )
 
 
@@ -139,7 +160,12 @@ class GPBO(Strategy):
             sub_exclude = exclude
         seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{slot}".encode())
         row, _ = maximize(
-            search, score, rng=ctx.rng, seed=seed, starts=starts, exclude=sub_exclude,
+            search,
+            score,
+            rng=ctx.rng,
+            seed=seed,
+            starts=starts,
+            exclude=sub_exclude,
             n_raw=int(ctx.settings["n_candidates"]),
         )
         if row is None:
@@ -170,8 +196,9 @@ class GPBO(Strategy):
         self.propose_model_based(ctx, out, taken)
         return out
 
-    def propose_model_based(self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
-                            ) -> None:
+    def propose_model_based(
+        self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
+    ) -> None:
         """Fill the rest of ``out`` with model-based points (plain BO here)."""
         if ctx.time_left() <= 0:
             return self.fill_fallback(ctx, out, taken, "deadline")
@@ -183,8 +210,9 @@ class GPBO(Strategy):
             if ctx.time_left() < 1.5 * slot_cost:
                 return self.fill_fallback(ctx, out, taken, "deadline")
             t0 = ctx.clock()
-            row = self.best_point(ctx, fit, pending=self.pending_rows(ctx, out), exclude=taken,
-                                  slot=len(out.items))
+            row = self.best_point(
+                ctx, fit, pending=self.pending_rows(ctx, out), exclude=taken, slot=len(out.items)
+            )
             slot_cost = max(slot_cost, ctx.clock() - t0)
             if row is None:
                 return self.fill_fallback(ctx, out, taken, "no_candidate")
@@ -210,12 +238,16 @@ class GPBO(Strategy):
         return np.vstack(rows)
 
     @staticmethod
-    def fill_fallback(ctx: Context, out: Proposals, taken: set[tuple[str, ...]], reason: str
-                      ) -> None:
+    def fill_fallback(
+        ctx: Context, out: Proposals, taken: set[tuple[str, ...]], reason: str
+    ) -> None:
         """Fill the remaining slots quasi-randomly and record why."""
         k = ctx.n - len(out.items)
         rows = quasi_random_fill(
-            ctx.space, k, seed=ctx.seed + 7919, start=ctx.sequence_start + len(out.items),
+            ctx.space,
+            k,
+            seed=ctx.seed + 7919,
+            start=ctx.sequence_start + len(out.items),
             exclude=taken,
         )
         for row in rows:
@@ -227,14 +259,16 @@ class GPBO(Strategy):
 class _SubKeys(Collection[tuple[str, ...]]):
     """Membership test of sub-space rows against full-space keys (for group-wise search)."""
 
-    def __init__(self, full: SearchSpace, sub: SearchSpace, embed: Any,
-                 keys: Collection[tuple[str, ...]]) -> None:
+    def __init__(
+        self, full: SearchSpace, sub: SearchSpace, embed: Any, keys: Collection[tuple[str, ...]]
+    ) -> None:
         self.full, self.sub, self.embed, self.keys = full, sub, embed, keys
 
     def __contains__(self, key: object) -> bool:
         assert isinstance(key, tuple)
-        typed = np.array([p.parse(v, where="") for p, v in zip(self.sub.parameters, key,
-                                                                strict=True)])
+        typed = np.array(
+            [p.parse(v, where="") for p, v in zip(self.sub.parameters, key, strict=True)]
+        )
         return self.full.key(self.embed(typed[None, :])[0]) in self.keys
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -1,0 +1,44 @@
+"""Seeded quality checks: gp-bo must beat random search by a clear margin (slow)."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+
+from .functions import BRANIN_MIN, HARTMANN6_MIN, branin, hartmann6
+from .helpers import best, run_loop, space_from
+
+SEEDS = range(5)
+BUDGET = 40
+
+BRANIN_SPACE = space_from([("x1", "double", "-5", "10", "", (), "uniform"),
+                           ("x2", "double", "0", "15", "", (), "uniform")])
+H6_SPACE = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(6)])
+
+
+def _branin(v: dict[str, str]) -> float:
+    return branin(float(v["x1"]), float(v["x2"]))
+
+
+def _h6(v: dict[str, str]) -> float:
+    return hartmann6(np.array([float(v[f"x{i}"]) for i in range(6)]))
+
+
+def _median_regret(algorithm: str, space, f, optimum: float) -> float:  # type: ignore[no-untyped-def]
+    return statistics.median(
+        best(run_loop(algorithm, space, f, budget=BUDGET, seed=s)) - optimum for s in SEEDS
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "space", "f", "optimum", "margin"), [
+    ("branin", BRANIN_SPACE, _branin, BRANIN_MIN, 10.0),
+    ("hartmann6", H6_SPACE, _h6, HARTMANN6_MIN, 2.0),
+])
+def test_gp_bo_beats_random(name: str, space, f, optimum: float, margin: float) -> None:  # type: ignore[no-untyped-def]
+    gp = _median_regret("gp-bo", space, f, optimum)
+    rnd = _median_regret("random", space, f, optimum)
+    print(f"{name}: median regret after {BUDGET} trials: gp-bo {gp:.4g}, random {rnd:.4g}")
+    assert gp * margin < rnd, (gp, rnd)
