@@ -1,0 +1,153 @@
+"""What a person sees: a live panel on a terminal, plain lines otherwise, and a final table."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import IO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .runner import RunResult, Snapshot, objective_value
+from .state import TrialRow
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+def status_line(snap: Snapshot) -> str:
+    """One line: trials done / running / failed, best so far, elapsed."""
+    total = "?" if snap.max_trials is None else str(snap.max_trials)
+    best = (
+        "-"
+        if snap.best is None or snap.best_value is None
+        else f"{snap.metric}={snap.best.metrics[snap.metric]} ({snap.best.name})"
+    )
+    return (
+        f"{snap.experiment} [{snap.algorithm}]  done {snap.done}/{total}  "
+        f"running {snap.running}  failed {snap.failed}  best {best}  "
+        f"elapsed {_clock(snap.elapsed)}"
+    )
+
+
+class PlainReporter:
+    """Plain lines for logs and CI: every trial event, and a status line every ``every``
+    seconds at most."""
+
+    def __init__(self, stream: IO[str], *, every: float = 30.0) -> None:
+        self.stream = stream
+        self.every = every
+        self._last = time.monotonic()
+        self._snap: Snapshot | None = None
+
+    def event(self, message: str) -> None:
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def progress(self, snapshot: Snapshot) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.event(status_line(snapshot))
+        self._snap = snapshot
+
+    def close(self) -> None:
+        pass
+
+
+class LiveReporter:
+    """A rich Live panel: the status line, a bar of trials, and the latest events."""
+
+    def __init__(self, console: Console, *, recent: int = 8) -> None:
+        self.console = console
+        self._events: deque[str] = deque(maxlen=recent)
+        self._snap: Snapshot | None = None
+        self._live = Live(
+            console=console, refresh_per_second=4, get_renderable=self._render, transient=False
+        )
+        self._live.start()
+
+    def event(self, message: str) -> None:
+        self._events.append(f"{time.strftime('%H:%M:%S')} {message}")
+
+    def progress(self, snapshot: Snapshot) -> None:
+        self._snap = snapshot
+
+    def _render(self) -> Group:
+        parts: list[Text | Table] = []
+        snap = self._snap
+        if snap is not None:
+            parts.append(Text(status_line(snap), style="bold"))
+            if snap.max_trials:
+                width = 40
+                done = round(width * snap.done / snap.max_trials)
+                run = min(width - done, round(width * snap.running / snap.max_trials))
+                bar = Text("█" * done, style="green")
+                bar.append("▒" * run, style="yellow")
+                bar.append("·" * (width - done - run), style="dim")
+                parts.append(bar)
+        parts.extend(Text(e, style="dim") for e in self._events)
+        return Group(*parts)
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def short(value: str) -> str:
+    """A number with at most 6 significant digits, for tables (the files keep every digit)."""
+    try:
+        x = float(value)
+    except ValueError:
+        return value
+    return value if len(value) <= 8 else f"{x:.6g}"
+
+
+def summary_table(result: RunResult, *, metric: str, maximize: bool, top: int = 5) -> Table:
+    """The best ``top`` succeeded trials with their parameters."""
+    scored = [(v, t) for t in result.trials if (v := objective_value(t, metric)) is not None]
+    scored.sort(key=lambda vt: -vt[0] if maximize else vt[0])
+    best: list[TrialRow] = [t for _v, t in scored[:top]]
+    params: list[str] = list(best[0].assignments) if best else []
+    table = Table(title=f"Best trials ({'max' if maximize else 'min'} {metric})")
+    table.add_column("#", justify="right")
+    table.add_column("trial", no_wrap=True, min_width=max((len(t.name) for t in best), default=5))
+    table.add_column(metric, justify="right")
+    for p in params:
+        table.add_column(p, justify="right")
+    table.add_column("seconds", justify="right")
+    for i, t in enumerate(best, 1):
+        table.add_row(
+            str(i),
+            t.name,
+            short(t.metrics[metric]),
+            *(short(t.assignments.get(p, "")) for p in params),
+            f"{t.seconds or 0:.1f}",
+        )
+    return table
+
+
+def print_summary(console: Console, result: RunResult, *, metric: str, maximize: bool) -> None:
+    """The final table, counts, stop reason and where the files are."""
+    counts: dict[str, int] = {}
+    for t in result.trials:
+        counts[t.condition] = counts.get(t.condition, 0) + 1
+    console.print(summary_table(result, metric=metric, maximize=maximize))
+    console.print("trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if result.best is not None:
+        params = ", ".join(f"{k}={v}" for k, v in result.best.assignments.items())
+        console.print(
+            f"best trial: {result.best.name} {metric}={result.best.metrics[metric]} ({params})"
+        )
+    else:
+        console.print("best trial: none (no trial succeeded)")
+    console.print(f"stopped: {result.status} ({result.reason}): {result.message}")
+    console.print(
+        f"elapsed: {_clock(result.elapsed)}; results in {result.state_dir}/ "
+        "(state.json, trials.csv, logs/, convergence.png)"
+    )

@@ -1,0 +1,342 @@
+"""Katib Experiment documents: loading YAML, the typed view the runner needs, protobuf, templates.
+
+Defaults are those Katib's mutating webhook fills: parallelTrialCount 3, metrics collector StdOut,
+distribution uniform, and a metric strategy per metric (min when minimizing, max when maximizing).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .._generated import api_pb2 as pb
+
+API_VERSION = "kubeflow.org/v1beta1"
+KIND = "Experiment"
+DEFAULT_PARALLEL = 3
+COLLECTOR_KINDS = (
+    "StdOut",
+    "File",
+    "TensorFlowEvent",
+    "PrometheusMetric",
+    "Custom",
+    "None",
+    "Push",
+)
+#: Collectors the local runner can read.
+LOCAL_COLLECTORS = ("StdOut", "File")
+PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
+_META = re.compile(r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[([^]]+)\])\}$")
+
+_TYPES = {
+    "double": pb.DOUBLE,
+    "int": pb.INT,
+    "discrete": pb.DISCRETE,
+    "categorical": pb.CATEGORICAL,
+}
+_DISTRIBUTIONS = {
+    "": pb.UNIFORM,
+    "uniform": pb.UNIFORM,
+    "logUniform": pb.LOG_UNIFORM,
+    "normal": pb.NORMAL,
+    "logNormal": pb.LOG_NORMAL,
+}
+
+
+class ExperimentError(Exception):
+    """The input cannot be used (unreadable file, bad YAML, not a valid Experiment)."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document: ``source`` is ``path`` or ``path#index`` for multi-document files."""
+
+    source: str
+    body: Any
+
+    @property
+    def is_experiment(self) -> bool:
+        return isinstance(self.body, dict) and self.body.get("kind") == KIND
+
+    @property
+    def name(self) -> str:
+        meta = self.body.get("metadata") if isinstance(self.body, dict) else None
+        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+def load_documents(paths: Sequence[Path]) -> list[Document]:
+    """Every YAML document in the given files and directories (``*.yaml``/``*.yml``, sorted).
+
+    Raises:
+        ExperimentError: a path is missing or a file is not valid YAML.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ExperimentError(f"{path}: no such file or directory")
+    docs: list[Document] = []
+    for file in files:
+        try:
+            bodies = [
+                b for b in yaml.safe_load_all(file.read_text(encoding="utf-8")) if b is not None
+            ]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ExperimentError(f"{file}: cannot read YAML: {exc}") from None
+        for i, body in enumerate(bodies):
+            docs.append(Document(f"{file}#{i}" if len(bodies) > 1 else str(file), body))
+    return docs
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def text(value: Any) -> str:
+    """A YAML scalar as Katib's string (YAML may have parsed ``"0.1"`` written bare as a float)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Collector:
+    """Where a trial's metrics come from."""
+
+    kind: str = "StdOut"
+    path: str = ""
+    file_format: str = "TEXT"
+    filters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """The primary container after substitution: what the local runner executes."""
+
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """The fields of a (validated) Experiment the runner uses; ``body`` keeps the full document."""
+
+    name: str
+    namespace: str
+    goal: str  # "minimize" or "maximize"
+    objective_metric: str
+    additional_metrics: tuple[str, ...]
+    strategies: Mapping[str, str]
+    target: float | None
+    algorithm: str
+    settings: tuple[tuple[str, str], ...]
+    parallel: int
+    max_trials: int | None
+    max_failed: int | None
+    collector: Collector
+    primary_container: str
+    body: Mapping[str, Any]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.objective_metric, *self.additional_metrics)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return as_dict(self.body.get("spec"))
+
+    def to_pb(self, settings: Sequence[tuple[str, str]] | None = None) -> pb.Experiment:
+        """The Experiment as Katib's controller sends it; ``settings`` replaces the algorithm's."""
+        spec = self.spec
+        exp = pb.Experiment(name=self.name)
+        s = exp.spec
+        for raw in as_list(spec.get("parameters")):
+            p = as_dict(raw)
+            fs = as_dict(p.get("feasibleSpace"))
+            s.parameter_specs.parameters.add(
+                name=text(p.get("name")),
+                parameter_type=_TYPES.get(text(p.get("parameterType")), pb.UNKNOWN_TYPE),
+                feasible_space=pb.FeasibleSpace(
+                    min=text(fs.get("min")),
+                    max=text(fs.get("max")),
+                    step=text(fs.get("step")),
+                    list=[text(v) for v in as_list(fs.get("list"))],
+                    distribution=_DISTRIBUTIONS.get(
+                        text(fs.get("distribution")), pb.DISTRIBUTION_UNSPECIFIED
+                    ),
+                ),
+            )
+        s.objective.type = pb.MAXIMIZE if self.goal == "maximize" else pb.MINIMIZE
+        if self.target is not None:
+            s.objective.goal = self.target
+        s.objective.objective_metric_name = self.objective_metric
+        s.objective.additional_metric_names.extend(self.additional_metrics)
+        s.algorithm.algorithm_name = self.algorithm
+        for name, value in self.settings if settings is None else settings:
+            s.algorithm.algorithm_settings.add(name=name, value=value)
+        s.parallel_trial_count = self.parallel
+        if self.max_trials is not None:
+            s.max_trial_count = self.max_trials
+        return exp
+
+    def trial_parameters(self) -> list[tuple[str, str]]:
+        tt = as_dict(self.spec.get("trialTemplate"))
+        return [
+            (text(as_dict(tp).get("name")), text(as_dict(tp).get("reference")))
+            for tp in as_list(tt.get("trialParameters"))
+        ]
+
+    def render(
+        self, *, trial_name: str, assignments: Mapping[str, str], labels: Mapping[str, str]
+    ) -> Container:
+        """Substitute ``${trialParameters.*}`` in the trial template and return its primary
+        container's command (``command`` then ``args``) and ``env``.
+
+        Raises:
+            ExperimentError: the primary container is missing or has no command.
+        """
+        values: dict[str, str] = {}
+        tt = as_dict(self.spec.get("trialTemplate"))
+        trial_spec = as_dict(tt.get("trialSpec"))
+        for name, ref in self.trial_parameters():
+            meta = _META.match(ref)
+            if meta is None:
+                values[name] = assignments.get(ref, "")
+            elif meta.group(1) == "Name":
+                values[name] = trial_name
+            elif meta.group(1) == "Namespace":
+                values[name] = self.namespace
+            elif meta.group(1) == "Kind":
+                values[name] = text(trial_spec.get("kind"))
+            elif meta.group(1) == "APIVersion":
+                values[name] = text(trial_spec.get("apiVersion"))
+            else:
+                values[name] = labels.get(meta.group(2), "")
+        rendered = _substitute(copy.deepcopy(trial_spec), values)
+        container = find_container(rendered, self.primary_container)
+        if container is None:
+            raise ExperimentError(
+                f"spec.trialTemplate.trialSpec has no container named {self.primary_container!r}"
+            )
+        command = [text(c) for c in as_list(container.get("command"))]
+        if not command:
+            raise ExperimentError(
+                f"container {self.primary_container!r} sets no command; the "
+                "local runner (like Katib's metrics collector) needs one"
+            )
+        command += [text(a) for a in as_list(container.get("args"))]
+        env = tuple(
+            (text(as_dict(e).get("name")), text(as_dict(e).get("value")))
+            for e in as_list(container.get("env"))
+            if "value" in as_dict(e)
+        )
+        return Container(command=tuple(command), env=env)
+
+
+def _substitute(node: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), node)
+    if isinstance(node, list):
+        return [_substitute(v, values) for v in node]
+    if isinstance(node, dict):
+        return {k: _substitute(v, values) for k, v in node.items()}
+    return node
+
+
+def find_container(node: Any, name: str) -> dict[str, Any] | None:
+    """The container called ``name`` anywhere in a Job, PyTorchJob, TFJob, ... spec."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for c in value:
+                    if isinstance(c, dict) and c.get("name") == name:
+                        return c
+            found = find_container(value, name)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for value in node:
+            found = find_container(value, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ExperimentError(f"{value!r} is not an integer")
+    return value
+
+
+def parse_experiment(doc: Document) -> Experiment:
+    """The typed view of an Experiment document that passed :func:`validate_document`.
+
+    Raises:
+        ExperimentError: the document is not an Experiment this runner can use.
+    """
+    if not doc.is_experiment:
+        raise ExperimentError(f"{doc.source}: not a Katib Experiment (kind: {KIND})")
+    body = as_dict(doc.body)
+    meta, spec = as_dict(body.get("metadata")), as_dict(body.get("spec"))
+    obj = as_dict(spec.get("objective"))
+    goal = text(obj.get("type"))
+    metric = text(obj.get("objectiveMetricName"))
+    additional = tuple(text(m) for m in as_list(obj.get("additionalMetricNames")))
+    default = "max" if goal == "maximize" else "min"
+    strategies = dict.fromkeys((metric, *additional), default)
+    for raw in as_list(obj.get("metricStrategies")):
+        ms = as_dict(raw)
+        strategies[text(ms.get("name"))] = text(ms.get("value"))
+    target = obj.get("goal")
+    alg = as_dict(spec.get("algorithm"))
+    mc = as_dict(spec.get("metricsCollectorSpec"))
+    source = as_dict(mc.get("source"))
+    fsp = as_dict(source.get("fileSystemPath"))
+    collector = Collector(
+        kind=text(as_dict(mc.get("collector")).get("kind")) or "StdOut",
+        path=text(fsp.get("path")),
+        file_format=text(fsp.get("format")).upper() or "TEXT",
+        filters=tuple(text(f) for f in as_list(as_dict(source.get("filter")).get("metricsFormat"))),
+    )
+    try:
+        return Experiment(
+            name=text(meta.get("name")),
+            namespace=text(meta.get("namespace")) or "default",
+            goal=goal,
+            objective_metric=metric,
+            additional_metrics=additional,
+            strategies=strategies,
+            target=None if target is None else float(target),
+            algorithm=text(alg.get("algorithmName")),
+            settings=tuple(
+                (text(as_dict(s).get("name")), text(as_dict(s).get("value")))
+                for s in as_list(alg.get("algorithmSettings"))
+            ),
+            parallel=_int_or_none(spec.get("parallelTrialCount")) or DEFAULT_PARALLEL,
+            max_trials=_int_or_none(spec.get("maxTrialCount")),
+            max_failed=_int_or_none(spec.get("maxFailedTrialCount")),
+            collector=collector,
+            primary_container=text(as_dict(spec.get("trialTemplate")).get("primaryContainerName")),
+            body=body,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ExperimentError(f"{doc.source}: {exc}") from None
