@@ -174,7 +174,8 @@ def load_push_function() -> Callable[[dict[str, Any]], None]:
         module = importlib.import_module("kubeflow.katib")
     except ImportError as exc:
         raise ImportError(
-            "--push-metrics needs the Katib SDK: pip install kubeflow-katib (>=0.18)"
+            "the Katib SDK (kubeflow.katib, which provides report_metrics) is not "
+            "installed: pip install kubeflow-katib"
         ) from exc
     push: Callable[[dict[str, Any]], None] = module.report_metrics
     return push

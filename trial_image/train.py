@@ -241,7 +241,7 @@ def _main(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args) and not any(
         a.split("=", 1)[0] in ("--task", "--data") for a in args
     ):
-        build_parser().print_help()
+        build_parser({}).print_help()  # globals and head; branches need the task
         return EXIT_OK
     first, _ = build_parser(add_help=False).parse_known_args(args)
     _configure_logging(first.log_level)
