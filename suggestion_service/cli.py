@@ -59,6 +59,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="gRPC worker threads (env DCSA_WORKERS; default 4)")
     p.add_argument("--grace", type=float, default=float(os.environ.get("DCSA_GRACE", "10")),
                    help="seconds in-flight calls get to finish on SIGTERM (env DCSA_GRACE)")
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        default=_env_int("DCSA_BLAS_THREADS", 1),
+        help="BLAS/OpenMP threads for the model's linear algebra (env DCSA_BLAS_THREADS; "
+        "default 1, fastest for these matrix sizes)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -66,7 +73,8 @@ def _serve(ns: argparse.Namespace) -> int:
     from .server import ServerConfig, serve_forever
 
     return serve_forever(ServerConfig(host=ns.host, port=ns.port, metrics_port=ns.metrics_port,
-                                      workers=ns.workers, grace=ns.grace))
+                                      workers=ns.workers, grace=ns.grace,
+                                      blas_threads=ns.blas_threads))
 
 
 def _add_katib_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine_labels import LABEL_ALGORITHM, LABEL_GROUP, LABEL_ORIGIN
 from .errors import InvalidObjectiveError, InvalidRequestError
 from .history import History, Objective, TrialRecord, build_history
 from .registry import get_strategy
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 LEDGER_LIMIT = 512
-LABEL_ORIGIN = "dcsa.io/origin"
-LABEL_GROUP = "dcsa.io/group"
-LABEL_ALGORITHM = "dcsa.io/algorithm"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +62,7 @@ class SuggestResponse:
     fallbacks: list[str] = field(default_factory=list)
     fit_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
+    importance: dict[str, float] = field(default_factory=dict)
 
 
 def validate(
@@ -89,23 +88,40 @@ def experiment_seed(experiment: str, random_state: int | None) -> int:
     return zlib.crc32(experiment.encode())
 
 
-def parse_ledger(text: str | None) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A suggestion not yet seen as a trial: its name, assignment and labels."""
+
+    name: str
+    assignments: dict[str, str]
+    labels: dict[str, str]
+
+
+def parse_ledger(text: str | None) -> tuple[list[LedgerEntry], list[str]]:
     """Decode the ledger setting; a malformed one is ignored with a warning, never fatal."""
     if not text:
         return [], []
     try:
         data = json.loads(text)
-        entries = [
-            (str(name), {str(k): str(v) for k, v in values.items()}) for name, values in data["s"]
-        ]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        entries = []
+        for item in data["s"]:
+            name, values = item[0], item[1]
+            labels = item[2] if len(item) > 2 else {}
+            entries.append(
+                LedgerEntry(
+                    str(name),
+                    {str(k): str(v) for k, v in values.items()},
+                    {str(k): str(v) for k, v in labels.items()},
+                )
+            )
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         return [], [f"ignored malformed {LEDGER_SETTING} setting: {exc}"]
     return entries, []
 
 
-def format_ledger(entries: Sequence[tuple[str, Mapping[str, str]]]) -> str:
+def format_ledger(entries: Sequence[LedgerEntry]) -> str:
     return json.dumps(
-        {"v": 1, "s": [[n, dict(a)] for n, a in entries[-LEDGER_LIMIT:]]},
+        {"v": 1, "s": [[e.name, e.assignments, e.labels] for e in entries[-LEDGER_LIMIT:]]},
         separators=(",", ":"),
         sort_keys=True,
     )
@@ -135,9 +151,13 @@ def suggest(
         )
     ledger, warnings = parse_ledger(req.settings.get(LEDGER_SETTING))
     trial_names = {t.name for t in req.trials}
-    open_ledger = [(n, a) for n, a in ledger if n not in trial_names]
+    open_ledger = [e for e in ledger if e.name not in trial_names]
     history = build_history(
-        req.space, req.objective, req.trials, extra_pending=[a for _, a in open_ledger]
+        req.space,
+        req.objective,
+        req.trials,
+        extra_pending=[e.assignments for e in open_ledger],
+        extra_labels=[e.labels for e in open_ledger],
     )
     for issue in history.issues:
         warnings.append(f"trial {issue.trial}: {issue.reason}: {issue.detail}")
@@ -167,7 +187,7 @@ def suggest(
     _check(req, history, result)
 
     suggestions = []
-    used_names = set(trial_names) | {n for n, _ in open_ledger}
+    used_names = set(trial_names) | {e.name for e in open_ledger}
     for i, prop in enumerate(result.items):
         assignments = req.space.to_strings(prop.row)
         name = _trial_name(req, seed, i, assignments, used_names)
@@ -175,8 +195,9 @@ def suggest(
         labels = {LABEL_ORIGIN: prop.origin, LABEL_ALGORITHM: req.algorithm}
         if prop.group is not None:
             labels[LABEL_GROUP] = _label_value(prop.group)
+        labels.update({k: _label_value(v) for k, v in prop.labels.items()})
         suggestions.append(Suggestion(assignments, name, labels, prop.origin))
-        open_ledger.append((name, assignments))
+        open_ledger.append(LedgerEntry(name, assignments, labels))
     return SuggestResponse(
         suggestions=suggestions,
         ledger=format_ledger(open_ledger),
@@ -184,6 +205,7 @@ def suggest(
         fallbacks=list(result.fallbacks),
         fit_seconds=result.fit_seconds,
         warnings=warnings,
+        importance=dict(result.importance),
     )
 
 

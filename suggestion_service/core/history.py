@@ -95,6 +95,7 @@ class History:
     issues: tuple[HistoryIssue, ...]
     n_trials: int
     digest: int
+    label_sets: tuple[Mapping[str, str], ...] = ()
 
     @property
     def n_obs(self) -> int:
@@ -110,6 +111,7 @@ def build_history(
     trials: Sequence[TrialRecord],
     *,
     extra_pending: Sequence[Mapping[str, str]] = (),
+    extra_labels: Sequence[Mapping[str, str]] = (),
 ) -> History:
     """Build the typed history from the request's trials.
 
@@ -187,6 +189,7 @@ def build_history(
         issues=tuple(issues),
         n_trials=len(trials),
         digest=int.from_bytes(digest.digest()[:8], "little"),
+        label_sets=tuple([*(t.labels for t in trials), *extra_labels]),
     )
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from .errors import UnknownAlgorithmError
+from .strategies.dcsa import DCBO, DCSABO, SABO
 from .strategies.gp_bo import GPBO
 from .strategies.random_search import RandomSearch
 from .strategy import Strategy
 
-_STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, GPBO)}
+_STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (RandomSearch, GPBO, DCBO, SABO, DCSABO)
+}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

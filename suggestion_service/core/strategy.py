@@ -70,6 +70,7 @@ class Proposal:
     row: FloatArray
     origin: str
     group: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Proposals:
     items: list[Proposal] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)  # one reason per fallback point
     fit_seconds: float | None = None
+    importance: dict[str, float] = field(default_factory=dict)  # SA's per-group importance
 
 
 class Strategy(abc.ABC):
@@ -90,7 +92,7 @@ class Strategy(abc.ABC):
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         """Cross-field validation beyond the settings table (raise InvalidArgumentError)."""
-        return None  # noqa: B027 - optional hook
+        return None
 
     @abc.abstractmethod
     def propose(self, ctx: Context) -> Proposals:
