@@ -20,24 +20,29 @@ REPO = Path(__file__).resolve().parents[2]
 KATIB_EXAMPLE = Path("/work/shared/katib/bayesian-optimization.yaml")
 
 
-def tiny_experiment(record: Path, *, extra_args: tuple[str, ...] = (), **spec: Any
-                    ) -> dict[str, Any]:
+def tiny_experiment(
+    record: Path, *, extra_args: tuple[str, ...] = (), **spec: Any
+) -> dict[str, Any]:
     """A valid Experiment whose trials run ``trial_script.py`` writing into ``record``."""
     body: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
         "metadata": {"name": "tiny", "namespace": "kubeflow"},
         "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss",
-                          "additionalMetricNames": ["other"]},
-            "algorithm": {"algorithmName": "random",
-                          "algorithmSettings": [{"name": "random_state", "value": "3"}]},
+            "objective": {
+                "type": "minimize",
+                "objectiveMetricName": "loss",
+                "additionalMetricNames": ["other"],
+            },
+            "algorithm": {
+                "algorithmName": "random",
+                "algorithmSettings": [{"name": "random_state", "value": "3"}],
+            },
             "parallelTrialCount": 2,
             "maxTrialCount": 6,
             "maxFailedTrialCount": 3,
             "parameters": [
-                {"name": "x", "parameterType": "double",
-                 "feasibleSpace": {"min": "0", "max": "1"}},
+                {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}},
             ],
             "trialTemplate": {
                 "primaryContainerName": "main",
@@ -48,18 +53,31 @@ def tiny_experiment(record: Path, *, extra_args: tuple[str, ...] = (), **spec: A
                 "trialSpec": {
                     "apiVersion": "batch/v1",
                     "kind": "Job",
-                    "spec": {"template": {"spec": {
-                        "containers": [{
-                            "name": "main",
-                            "image": "python:3.11-slim",
-                            "command": ["python", str(SCRIPT)],
-                            "args": ["--x=${trialParameters.xValue}", f"--record={record}",
-                                     *extra_args],
-                            "env": [{"name": "DCSA_TEST_ENV",
-                                     "value": "v-${trialParameters.trialName}"}],
-                        }],
-                        "restartPolicy": "Never",
-                    }}},
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "main",
+                                        "image": "python:3.11-slim",
+                                        "command": ["python", str(SCRIPT)],
+                                        "args": [
+                                            "--x=${trialParameters.xValue}",
+                                            f"--record={record}",
+                                            *extra_args,
+                                        ],
+                                        "env": [
+                                            {
+                                                "name": "DCSA_TEST_ENV",
+                                                "value": "v-${trialParameters.trialName}",
+                                            }
+                                        ],
+                                    }
+                                ],
+                                "restartPolicy": "Never",
+                            }
+                        }
+                    },
                 },
             },
         },

@@ -26,13 +26,16 @@ def test_default_filter_is_katibs() -> None:
         ("accuracy=.98", [MetricLog("accuracy", ".98")]),
         ("Score=-7.53e-05", [MetricLog("Score", "-7.53e-05")]),
         ("loss = 3", [MetricLog("loss", "3")]),
-        ("2026-03-04T05:06:07Z loss=0.25",
-         [MetricLog("loss", "0.25", "2026-03-04T05:06:07Z")]),
-        ("2026-03-04T05:06:07.123456+02:00 accuracy=0.5",
-         [MetricLog("accuracy", "0.5", "2026-03-04T05:06:07.123456+02:00")]),
+        ("2026-03-04T05:06:07Z loss=0.25", [MetricLog("loss", "0.25", "2026-03-04T05:06:07Z")]),
+        (
+            "2026-03-04T05:06:07.123456+02:00 accuracy=0.5",
+            [MetricLog("accuracy", "0.5", "2026-03-04T05:06:07.123456+02:00")],
+        ),
         # other text around, a metric of another name, and a name that only contains ours
-        ("epoch 3/10: loss = 0.25, val_loss=0.3 lr=0.01 accuracy=0.9 (done)",
-         [MetricLog("loss", "0.25"), MetricLog("accuracy", "0.9")]),
+        (
+            "epoch 3/10: loss = 0.25, val_loss=0.3 lr=0.01 accuracy=0.9 (done)",
+            [MetricLog("loss", "0.25"), MetricLog("accuracy", "0.9")],
+        ),
         # not a timestamp: the first word stays part of the line
         ("step-7 loss=1e3", [MetricLog("loss", "1e3")]),
         # lines without any metric name are not scanned at all
@@ -57,8 +60,12 @@ def test_custom_filter_from_metrics_format() -> None:
 
 
 def test_json_lines() -> None:
-    lines = ['{"loss": "0.4", "accuracy": "0.8", "timestamp": "2026-01-01T00:00:00Z"}',
-             "not json", '["a list"]', '{"loss": "0.3"}']
+    lines = [
+        '{"loss": "0.4", "accuracy": "0.8", "timestamp": "2026-01-01T00:00:00Z"}',
+        "not json",
+        '["a list"]',
+        '{"loss": "0.3"}',
+    ]
     assert parse_json_lines(lines, ["loss", "accuracy"]) == [
         MetricLog("loss", "0.4", "2026-01-01T00:00:00Z"),
         MetricLog("accuracy", "0.8", "2026-01-01T00:00:00Z"),
@@ -70,11 +77,17 @@ def test_reduce_by_strategy() -> None:
     logs = [MetricLog("loss", v) for v in ("0.5", "0.2", "0.3")]
     logs += [MetricLog("accuracy", v) for v in ("0.7", "0.9", "0.8")]
     assert reduce_metrics(logs, {"loss": "min", "accuracy": "max"}) == {
-        "loss": "0.2", "accuracy": "0.9"}
+        "loss": "0.2",
+        "accuracy": "0.9",
+    }
     assert reduce_metrics(logs, {"loss": "latest", "accuracy": "latest"}) == {
-        "loss": "0.3", "accuracy": "0.8"}
+        "loss": "0.3",
+        "accuracy": "0.8",
+    }
     assert reduce_metrics(logs, {"loss": "max", "accuracy": "min"}) == {
-        "loss": "0.5", "accuracy": "0.7"}
+        "loss": "0.5",
+        "accuracy": "0.7",
+    }
 
 
 def test_reduce_skips_non_numbers() -> None:
@@ -82,5 +95,6 @@ def test_reduce_skips_non_numbers() -> None:
     logs = parse_text(["loss=abc", "loss=", "loss=nan"], ["loss"])
     assert [m.value for m in logs] == ["", "", ""]
     assert reduce_metrics(logs, {"loss": "min"}) == {}
-    assert reduce_metrics([MetricLog("loss", "inf"), MetricLog("loss", "2")],
-                          {"loss": "min"}) == {"loss": "2"}
+    assert reduce_metrics([MetricLog("loss", "inf"), MetricLog("loss", "2")], {"loss": "min"}) == {
+        "loss": "2"
+    }

@@ -35,8 +35,10 @@ def test_katib_example_passes_the_webhook_checks(stub: Any) -> None:
     assert problems(body) == []
     # ... and our service names the algorithm it does not serve
     got = [str(p) for p in validate_all(Document("k.yaml", body), lambda: stub)]
-    assert got == ["spec.algorithm.algorithmName: 'bayesianoptimization' is not served here; "
-                   f"allowed: {_served()}"]
+    assert got == [
+        "spec.algorithm.algorithmName: 'bayesianoptimization' is not served here; "
+        f"allowed: {_served()}"
+    ]
     body["spec"]["algorithm"] = {"algorithmName": "gp-bo"}
     assert validate_all(Document("k.yaml", body), lambda: stub) == []
 
@@ -67,118 +69,285 @@ TS = "spec.trialTemplate"
 C0 = "spec.trialTemplate.trialSpec.spec.template.spec.containers.0"
 
 CASES: list[tuple[str, list[tuple[str, Any]], list[str]]] = [
-    ("name too long", [("metadata.name", "a" * 41)],
-     ['metadata.name: Invalid value: "' + "a" * 41
-      + '": Name must be less than or equal to 40 characters']),
-    ("name not DNS-safe", [("metadata.name", "Tiny_exp")],
-     ['metadata.name: Invalid value: "Tiny_exp": name must consist of lower case alphanumeric '
-      "characters or '-', start with an alphabetic character, and end with an alphanumeric "
-      "character (e.g. 'my-name', or 'abc-123', regex used for validation is "
-      "'^[a-z]([-a-z0-9]*[a-z0-9])?)'"]),
-    ("name missing", [("metadata.name", DELETE)],
-     ["metadata.name: Required value: must be specified"]),
-    ("maxTrialCount 0", [("spec.maxTrialCount", 0)],
-     ["spec.maxTrialCount: Invalid value: 0: must be greater than 0",
-      "spec.maxFailedTrialCount: Invalid value: 3: should be less than or equal to "
-      "spec.maxTrialCount",
-      "spec.parallelTrialCount: Invalid value: 2: should be less than or equal to "
-      "spec.maxTrialCount"]),
-    ("parallelTrialCount 0", [("spec.parallelTrialCount", 0)],
-     ["spec.parallelTrialCount: Invalid value: 0: must be greater than 0"]),
-    ("parallel above max", [("spec.parallelTrialCount", 7)],
-     ["spec.parallelTrialCount: Invalid value: 7: should be less than or equal to "
-      "spec.maxTrialCount"]),
-    ("maxFailedTrialCount negative", [("spec.maxFailedTrialCount", -1)],
-     ["spec.maxFailedTrialCount: Invalid value: -1: should not be less than 0"]),
-    ("count not an integer", [("spec.maxTrialCount", "ten")],
-     ['spec.maxTrialCount: Invalid value: "ten": must be an integer']),
-    ("objective type", [("spec.objective.type", "lowest")],
-     ['spec.objective.type: Invalid value: "lowest": must be minimize or maximize']),
-    ("objective metric missing", [("spec.objective.objectiveMetricName", DELETE)],
-     ["spec.objective.objectiveMetricName: Required value: must be specified"]),
-    ("objective metric repeated", [("spec.objective.additionalMetricNames", ["acc", "loss"])],
-     ['spec.objective.additionalMetricNames: Invalid value: ["acc", "loss"]: should not '
-      "contain spec.objective.objectiveMetricName"]),
-    ("metric strategy", [("spec.objective.metricStrategies", [{"name": "loss", "value": "avg"}])],
-     ['spec.objective.metricStrategies[0].value: Unsupported value: "avg": supported values: '
-      '"min", "max", "latest"']),
-    ("algorithm name missing", [("spec.algorithm.algorithmName", "")],
-     ["spec.algorithm.algorithmName: Required value: must be specified"]),
-    ("parameter type", [("spec.parameters.0.parameterType", "float")],
-     ['spec.parameters[0].parameterType: Invalid value: "float": parameterType: float is not '
-      "supported"]),
-    ("distribution", [("spec.parameters.0.feasibleSpace.distribution", "gamma")],
-     ['spec.parameters[0].feasibleSpace.distribution: Invalid value: "gamma": distribution: '
-      "gamma is not supported"]),
-    ("feasible space missing", [("spec.parameters.0.feasibleSpace", DELETE)],
-     ["spec.parameters[0].feasibleSpace: Required value: feasibleSpace must be specified"]),
-    ("min missing", [("spec.parameters.0.feasibleSpace.min", DELETE)],
-     ["spec.parameters[0].feasibleSpace.max: Required value: feasibleSpace.max or "
-      "feasibleSpace.min must be specified for parameterType: double"]),
-    ("list on a double", [("spec.parameters.0.feasibleSpace.list", ["1", "2"])],
-     ['spec.parameters[0].feasibleSpace.list: Invalid value: ["1", "2"]: feasibleSpace.list '
-      "is not supported for parameterType: double"]),
-    ("min not below max", [("spec.parameters.0.feasibleSpace.min", "2")],
-     ["spec.parameters[0].feasibleSpace: min (2) must be less than max (1)"]),
-    ("log with min 0", [("spec.parameters.0.feasibleSpace.distribution", "logUniform")],
-     ["spec.parameters[0].feasibleSpace.min: logUniform needs min > 0, got 0; use uniform or "
-      "normal"]),
-    ("categorical with bounds",
-     [("spec.parameters.0", {"name": "x", "parameterType": "categorical",
-                             "feasibleSpace": {"list": ["a"], "max": "3"}})],
-     ['spec.parameters[0].feasibleSpace: Invalid value: {"list": ["a"], "max": "3"}: '
-      "feasibleSpace .max, .min and .step is not supported for parameterType: categorical"]),
-    ("no parameters", [("spec.parameters", [])],
-     ["spec: Required value: spec.parameters or spec.nasConfig must be specified"]),
-    ("primary container name missing", [(f"{TS}.primaryContainerName", DELETE)],
-     ["spec.trialTemplate.primaryContainerName: Required value: must be specified"]),
-    ("primary container not in template", [(f"{TS}.primaryContainerName", "trainer")],
-     ['spec.trialTemplate.primaryContainerName: Invalid value: "trainer": no container with '
-      "this name in spec.trialTemplate.trialSpec (local runner)"]),
-    ("trial parameter reference unknown", [(f"{TS}.trialParameters.0.reference", "lr")],
-     ['spec.trialTemplate.trialParameters[0].reference: Invalid value: "lr": parameter '
-      "reference lr does not exist in spec.parameters: ['x']"]),
-    ("trial parameter unused",
-     [(f"{TS}.trialParameters", [{"name": "xValue", "reference": "x"},
-                                 {"name": "trialName", "reference": "${trialSpec.Name}"},
-                                 {"name": "unused", "reference": "${trialSpec.Namespace}"}])],
-     ['spec.trialTemplate.trialParameters[2].name: Invalid value: "unused": parameter name: '
-      "unused in spec.trialParameters not found in spec.trialTemplate"]),
-    ("placeholder unresolved", [(f"{C0}.args.0", "--x=${trialParameters.learningRate}")],
-     ['spec.trialTemplate.trialParameters[0].name: Invalid value: "xValue": parameter name: '
-      "xValue in spec.trialParameters not found in spec.trialTemplate",
-      "spec.trialTemplate: Invalid value: \"\": parameters: ['${trialParameters.learningRate}'] "
-      "in spec.trialTemplate not found in spec.trialTemplate.trialParameters"]),
-    ("trial parameter without reference", [(f"{TS}.trialParameters.0.reference", DELETE)],
-     ['spec.trialTemplate.trialParameters[0]: Invalid value: "": name and reference must be '
-      "specified and name must not contain '{' or '}'",
-      "spec.trialTemplate: Invalid value: \"\": parameters: ['${trialParameters.xValue}'] in "
-      "spec.trialTemplate not found in spec.trialTemplate.trialParameters"]),
-    ("no command", [(f"{C0}.command", DELETE)],
-     ["spec.trialTemplate.trialSpec: Required value: container main must set command (Katib's "
-      "metrics collector and the local runner need it)"]),
-    ("trial template missing", [(TS, DELETE)],
-     ["spec.trialTemplate: Required value: must be specified"]),
-    ("collector kind", [("spec.metricsCollectorSpec", {"collector": {"kind": "Stdout"}})],
-     ['spec.metricsCollectorSpec.collector.kind: Invalid value: "Stdout": invalid metrics '
-      "collector kind: Stdout"]),
-    ("file collector without absolute path",
-     [("spec.metricsCollectorSpec", {"collector": {"kind": "File"}, "source": {
-         "fileSystemPath": {"kind": "File", "path": "metrics.txt", "format": "TEXT"}}})],
-     ["spec.metricsCollectorSpec.source.fileSystemPath.path: Required value: file path where "
-      "metrics file exists is required"]),
-    ("filter without two groups",
-     [("spec.metricsCollectorSpec", {"source": {"filter": {"metricsFormat": ["loss=(\\d+)"]}}})],
-     ['spec.metricsCollectorSpec.source.filter.metricsFormat: Invalid value: "loss=(\\\\d+)": '
-      "two top subexpressions are required"]),
-    ("resume policy", [("spec.resumePolicy", "Sometimes")],
-     ['spec.resumePolicy: Invalid value: "Sometimes": invalid ResumePolicyType']),
+    (
+        "name too long",
+        [("metadata.name", "a" * 41)],
+        [
+            'metadata.name: Invalid value: "'
+            + "a" * 41
+            + '": Name must be less than or equal to 40 characters'
+        ],
+    ),
+    (
+        "name not DNS-safe",
+        [("metadata.name", "Tiny_exp")],
+        [
+            'metadata.name: Invalid value: "Tiny_exp": name must consist of lower case '
+            "alphanumeric characters or '-', start with an alphabetic character, and end with an "
+            "alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation is "
+            "'^[a-z]([-a-z0-9]*[a-z0-9])?)'"
+        ],
+    ),
+    (
+        "name missing",
+        [("metadata.name", DELETE)],
+        ["metadata.name: Required value: must be specified"],
+    ),
+    (
+        "maxTrialCount 0",
+        [("spec.maxTrialCount", 0)],
+        [
+            "spec.maxTrialCount: Invalid value: 0: must be greater than 0",
+            "spec.maxFailedTrialCount: Invalid value: 3: should be less than or equal to "
+            "spec.maxTrialCount",
+            "spec.parallelTrialCount: Invalid value: 2: should be less than or equal to "
+            "spec.maxTrialCount",
+        ],
+    ),
+    (
+        "parallelTrialCount 0",
+        [("spec.parallelTrialCount", 0)],
+        ["spec.parallelTrialCount: Invalid value: 0: must be greater than 0"],
+    ),
+    (
+        "parallel above max",
+        [("spec.parallelTrialCount", 7)],
+        [
+            "spec.parallelTrialCount: Invalid value: 7: should be less than or equal to "
+            "spec.maxTrialCount"
+        ],
+    ),
+    (
+        "maxFailedTrialCount negative",
+        [("spec.maxFailedTrialCount", -1)],
+        ["spec.maxFailedTrialCount: Invalid value: -1: should not be less than 0"],
+    ),
+    (
+        "count not an integer",
+        [("spec.maxTrialCount", "ten")],
+        ['spec.maxTrialCount: Invalid value: "ten": must be an integer'],
+    ),
+    (
+        "objective type",
+        [("spec.objective.type", "lowest")],
+        ['spec.objective.type: Invalid value: "lowest": must be minimize or maximize'],
+    ),
+    (
+        "objective metric missing",
+        [("spec.objective.objectiveMetricName", DELETE)],
+        ["spec.objective.objectiveMetricName: Required value: must be specified"],
+    ),
+    (
+        "objective metric repeated",
+        [("spec.objective.additionalMetricNames", ["acc", "loss"])],
+        [
+            'spec.objective.additionalMetricNames: Invalid value: ["acc", "loss"]: should not '
+            "contain spec.objective.objectiveMetricName"
+        ],
+    ),
+    (
+        "metric strategy",
+        [("spec.objective.metricStrategies", [{"name": "loss", "value": "avg"}])],
+        [
+            'spec.objective.metricStrategies[0].value: Unsupported value: "avg": supported values: '
+            '"min", "max", "latest"'
+        ],
+    ),
+    (
+        "algorithm name missing",
+        [("spec.algorithm.algorithmName", "")],
+        ["spec.algorithm.algorithmName: Required value: must be specified"],
+    ),
+    (
+        "parameter type",
+        [("spec.parameters.0.parameterType", "float")],
+        [
+            'spec.parameters[0].parameterType: Invalid value: "float": parameterType: float is not '
+            "supported"
+        ],
+    ),
+    (
+        "distribution",
+        [("spec.parameters.0.feasibleSpace.distribution", "gamma")],
+        [
+            'spec.parameters[0].feasibleSpace.distribution: Invalid value: "gamma": distribution: '
+            "gamma is not supported"
+        ],
+    ),
+    (
+        "feasible space missing",
+        [("spec.parameters.0.feasibleSpace", DELETE)],
+        ["spec.parameters[0].feasibleSpace: Required value: feasibleSpace must be specified"],
+    ),
+    (
+        "min missing",
+        [("spec.parameters.0.feasibleSpace.min", DELETE)],
+        [
+            "spec.parameters[0].feasibleSpace.max: Required value: feasibleSpace.max or "
+            "feasibleSpace.min must be specified for parameterType: double"
+        ],
+    ),
+    (
+        "list on a double",
+        [("spec.parameters.0.feasibleSpace.list", ["1", "2"])],
+        [
+            'spec.parameters[0].feasibleSpace.list: Invalid value: ["1", "2"]: feasibleSpace.list '
+            "is not supported for parameterType: double"
+        ],
+    ),
+    (
+        "min not below max",
+        [("spec.parameters.0.feasibleSpace.min", "2")],
+        ["spec.parameters[0].feasibleSpace: min (2) must be less than max (1)"],
+    ),
+    (
+        "log with min 0",
+        [("spec.parameters.0.feasibleSpace.distribution", "logUniform")],
+        [
+            "spec.parameters[0].feasibleSpace.min: logUniform needs min > 0, got 0; use uniform or "
+            "normal"
+        ],
+    ),
+    (
+        "categorical with bounds",
+        [
+            (
+                "spec.parameters.0",
+                {
+                    "name": "x",
+                    "parameterType": "categorical",
+                    "feasibleSpace": {"list": ["a"], "max": "3"},
+                },
+            )
+        ],
+        [
+            'spec.parameters[0].feasibleSpace: Invalid value: {"list": ["a"], "max": "3"}: '
+            "feasibleSpace .max, .min and .step is not supported for parameterType: categorical"
+        ],
+    ),
+    (
+        "no parameters",
+        [("spec.parameters", [])],
+        ["spec: Required value: spec.parameters or spec.nasConfig must be specified"],
+    ),
+    (
+        "primary container name missing",
+        [(f"{TS}.primaryContainerName", DELETE)],
+        ["spec.trialTemplate.primaryContainerName: Required value: must be specified"],
+    ),
+    (
+        "primary container not in template",
+        [(f"{TS}.primaryContainerName", "trainer")],
+        [
+            'spec.trialTemplate.primaryContainerName: Invalid value: "trainer": no container with '
+            "this name in spec.trialTemplate.trialSpec (local runner)"
+        ],
+    ),
+    (
+        "trial parameter reference unknown",
+        [(f"{TS}.trialParameters.0.reference", "lr")],
+        [
+            'spec.trialTemplate.trialParameters[0].reference: Invalid value: "lr": parameter '
+            "reference lr does not exist in spec.parameters: ['x']"
+        ],
+    ),
+    (
+        "trial parameter unused",
+        [
+            (
+                f"{TS}.trialParameters",
+                [
+                    {"name": "xValue", "reference": "x"},
+                    {"name": "trialName", "reference": "${trialSpec.Name}"},
+                    {"name": "unused", "reference": "${trialSpec.Namespace}"},
+                ],
+            )
+        ],
+        [
+            'spec.trialTemplate.trialParameters[2].name: Invalid value: "unused": parameter name: '
+            "unused in spec.trialParameters not found in spec.trialTemplate"
+        ],
+    ),
+    (
+        "placeholder unresolved",
+        [(f"{C0}.args.0", "--x=${trialParameters.learningRate}")],
+        [
+            'spec.trialTemplate.trialParameters[0].name: Invalid value: "xValue": parameter name: '
+            "xValue in spec.trialParameters not found in spec.trialTemplate",
+            'spec.trialTemplate: Invalid value: "": parameters: '
+            "['${trialParameters.learningRate}'] in spec.trialTemplate not found in "
+            "spec.trialTemplate.trialParameters",
+        ],
+    ),
+    (
+        "trial parameter without reference",
+        [(f"{TS}.trialParameters.0.reference", DELETE)],
+        [
+            'spec.trialTemplate.trialParameters[0]: Invalid value: "": name and reference must be '
+            "specified and name must not contain '{' or '}'",
+            "spec.trialTemplate: Invalid value: \"\": parameters: ['${trialParameters.xValue}'] in "
+            "spec.trialTemplate not found in spec.trialTemplate.trialParameters",
+        ],
+    ),
+    (
+        "no command",
+        [(f"{C0}.command", DELETE)],
+        [
+            "spec.trialTemplate.trialSpec: Required value: container main must set command "
+            "(Katib's metrics collector and the local runner need it)"
+        ],
+    ),
+    (
+        "trial template missing",
+        [(TS, DELETE)],
+        ["spec.trialTemplate: Required value: must be specified"],
+    ),
+    (
+        "collector kind",
+        [("spec.metricsCollectorSpec", {"collector": {"kind": "Stdout"}})],
+        [
+            'spec.metricsCollectorSpec.collector.kind: Invalid value: "Stdout": invalid metrics '
+            "collector kind: Stdout"
+        ],
+    ),
+    (
+        "file collector without absolute path",
+        [
+            (
+                "spec.metricsCollectorSpec",
+                {
+                    "collector": {"kind": "File"},
+                    "source": {
+                        "fileSystemPath": {"kind": "File", "path": "metrics.txt", "format": "TEXT"}
+                    },
+                },
+            )
+        ],
+        [
+            "spec.metricsCollectorSpec.source.fileSystemPath.path: Required value: file path where "
+            "metrics file exists is required"
+        ],
+    ),
+    (
+        "filter without two groups",
+        [("spec.metricsCollectorSpec", {"source": {"filter": {"metricsFormat": ["loss=(\\d+)"]}}})],
+        [
+            "spec.metricsCollectorSpec.source.filter.metricsFormat: Invalid value: "
+            '"loss=(\\\\d+)": two top subexpressions are required'
+        ],
+    ),
+    (
+        "resume policy",
+        [("spec.resumePolicy", "Sometimes")],
+        ['spec.resumePolicy: Invalid value: "Sometimes": invalid ResumePolicyType'],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "edits", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_rule(make_body: Callable[..., Body], case: str, edits: list[tuple[str, Any]],
-              expected: list[str]) -> None:
+def test_rule(
+    make_body: Callable[..., Body], case: str, edits: list[tuple[str, Any]], expected: list[str]
+) -> None:
     body = make_body()
     for path, value in edits:
         _set(body, path, value)
@@ -192,8 +361,12 @@ def test_every_problem_is_listed(make_body: Callable[..., Body]) -> None:
     _set(body, "spec.objective.type", "")
     _set(body, "spec.resumePolicy", "Maybe")
     fields = [p.field for p in validate_document(Document("x", body))]
-    assert fields == ["metadata.name", "spec.maxFailedTrialCount", "spec.objective.type",
-                      "spec.resumePolicy"]
+    assert fields == [
+        "metadata.name",
+        "spec.maxFailedTrialCount",
+        "spec.objective.type",
+        "spec.resumePolicy",
+    ]
 
 
 def test_service_rejects_a_setting(make_body: Callable[..., Body], stub: Any) -> None:
@@ -201,8 +374,10 @@ def test_service_rejects_a_setting(make_body: Callable[..., Body], stub: Any) ->
     body["spec"]["algorithm"]["algorithmSettings"].append({"name": "n_trees", "value": "5"})
     got = [str(p) for p in validate_all(Document("x", body), lambda: stub)]
     assert len(got) == 1
-    assert got[0].startswith("spec.algorithm.algorithmSettings[n_trees]: unknown setting for "
-                             "algorithm 'random'; allowed: [")
+    assert got[0].startswith(
+        "spec.algorithm.algorithmSettings[n_trees]: unknown setting for "
+        "algorithm 'random'; allowed: ["
+    )
 
 
 def test_service_not_asked_when_parameters_are_broken(make_body: Callable[..., Body]) -> None:
@@ -216,8 +391,9 @@ def test_service_not_asked_when_parameters_are_broken(make_body: Callable[..., B
     assert got == ["spec.parameters[0].feasibleSpace: min (5) must be less than max (1)"]
 
 
-def test_command_multi_document_and_directory(tmp_path: Path,
-                                              make_body: Callable[..., Body]) -> None:
+def test_command_multi_document_and_directory(
+    tmp_path: Path, make_body: Callable[..., Body]
+) -> None:
     good, bad = make_body(), make_body()
     _set(bad, "metadata.name", "bad-one")
     _set(bad, "spec.maxTrialCount", -1)
@@ -245,8 +421,9 @@ def test_command_multi_document_and_directory(tmp_path: Path,
     assert validate_command([d / "b.yml"], service=False, out=out) == 0
 
 
-def test_cli_exit_codes(tmp_path: Path, make_body: Callable[..., Body],
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_codes(
+    tmp_path: Path, make_body: Callable[..., Body], capsys: pytest.CaptureFixture[str]
+) -> None:
     good = write_yaml(tmp_path / "good.yaml", make_body())
     body = make_body()
     _set(body, "spec.algorithm.algorithmName", "bayesianoptimization")
@@ -254,7 +431,8 @@ def test_cli_exit_codes(tmp_path: Path, make_body: Callable[..., Body],
     assert main(["validate", str(good)]) == 0
     assert main(["validate", str(unknown)]) == 1
     assert "spec.algorithm.algorithmName: 'bayesianoptimization' is not served here" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
     (tmp_path / "broken.yaml").write_text("spec: [unclosed\n")
     assert main(["validate", str(tmp_path / "broken.yaml")]) == 2

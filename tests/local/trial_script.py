@@ -1,6 +1,7 @@
 """A tiny trial for the local runner's tests. Behaviour by start order, not by parameters, so
 tests are deterministic whatever the service suggests.
 
+``DCSA_TEST_SLEEP`` (seconds) overrides ``--sleep`` without changing the Experiment's spec.
 Each start takes the next sequence number (an O_EXCL file in ``--record``), appends a JSON line
 at start and one with its times, argv, env and interpreter at the end to ``<record>/runs.jsonl``,
 then:
@@ -40,10 +41,19 @@ def main() -> int:
     start = time.time()
     log_path = os.path.join(args.record, "runs.jsonl")
     with open(log_path, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"event": "start", "seq": seq, "pid": os.getpid(),
-                            "trial": os.environ.get("KATIB_TRIAL_NAME")}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "event": "start",
+                    "seq": seq,
+                    "pid": os.getpid(),
+                    "trial": os.environ.get("KATIB_TRIAL_NAME"),
+                }
+            )
+            + "\n"
+        )
     print(f"seq={seq} started", flush=True)
-    time.sleep(args.sleep)
+    time.sleep(float(os.environ.get("DCSA_TEST_SLEEP", args.sleep)))
     fail = {int(s) for s in args.fail.split(",") if s}
     silent = {int(s) for s in args.silent.split(",") if s}
     best = 1.0 / (seq + 1) + args.x / 1000
@@ -55,9 +65,16 @@ def main() -> int:
             print(f"2026-01-01T00:00:0{seq % 10}Z loss={value:.6f} other=1", flush=True)
     end = time.time()
     entry = {
-        "event": "end", "seq": seq, "pid": os.getpid(), "start": start, "end": end, "argv": sys.argv[1:],
-        "trial": os.environ.get("KATIB_TRIAL_NAME"), "env": os.environ.get("DCSA_TEST_ENV"),
-        "python": sys.executable, "cwd": os.getcwd(),
+        "event": "end",
+        "seq": seq,
+        "pid": os.getpid(),
+        "start": start,
+        "end": end,
+        "argv": sys.argv[1:],
+        "trial": os.environ.get("KATIB_TRIAL_NAME"),
+        "env": os.environ.get("DCSA_TEST_ENV"),
+        "python": sys.executable,
+        "cwd": os.getcwd(),
     }
     with open(log_path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
