@@ -54,9 +54,12 @@ def trial(
     values: Mapping[str, str],
     state: TrialState = TrialState.SUCCEEDED,
     loss: float | str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> TrialRecord:
     metrics = {} if loss is None else {"loss": str(loss)}
-    return TrialRecord(name=name, assignments=dict(values), state=state, metrics=metrics)
+    return TrialRecord(
+        name=name, assignments=dict(values), state=state, metrics=metrics, labels=dict(labels or {})
+    )
 
 
 def run_loop(
@@ -95,7 +98,9 @@ def run_loop(
         )
         ledger = resp.ledger
         for sug in resp.suggestions:
-            trials.append(trial(sug.trial_name, sug.assignments, loss=f(sug.assignments)))
+            trials.append(
+                trial(sug.trial_name, sug.assignments, loss=f(sug.assignments), labels=sug.labels)
+            )
     return trials
 
 

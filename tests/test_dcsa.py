@@ -1,0 +1,266 @@
+"""Partition parsing, DC candidates, SA probabilities and importance, and the DC/SA strategies."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from suggestion_service.core.engine_labels import LABEL_DC_ROUND, LABEL_GROUP, LABEL_ORIGIN
+from suggestion_service.core.errors import InvalidSettingError
+from suggestion_service.core.history import Goal, Objective, TrialState, build_history
+from suggestion_service.core.partition import make_partition, parse_subnetworks
+from suggestion_service.core.registry import get_strategy
+from suggestion_service.core.strategies.dcsa import DCSABO
+from suggestion_service.core.strategy import Context
+
+from .helpers import call, random_trials, run_loop, space_from, trial
+
+FIELD = "spec.algorithm.algorithmSettings[subnetworks]"
+
+GROUPED = space_from(
+    [
+        ("conv__filters", "int", "8", "64", "8", (), "uniform"),
+        ("conv__kernel", "discrete", "", "", "", ("3", "5", "7"), "uniform"),
+        ("dense__units", "int", "16", "256", "", (), "logUniform"),
+        ("dense__act", "categorical", "", "", "", ("relu", "tanh"), "uniform"),
+        ("lr", "double", "0.0001", "0.1", "", (), "logUniform"),
+    ]
+)
+
+
+# ---- partition ------------------------------------------------------------------------------
+def test_naming_convention_and_global_group() -> None:
+    part = make_partition(GROUPED, None)
+    assert part.names == ("conv", "dense", "global")
+    assert [g.params for g in part.groups] == [(0, 1), (2, 3), (4,)]
+    # features: filters, kernel, units, act one-hot (2 columns), lr
+    assert [g.features for g in part.groups] == [(0, 1), (2, 3, 4), (5,)]
+
+
+def test_explicit_mapping_overrides_the_convention() -> None:
+    part = make_partition(GROUPED, {"a": ["conv__filters", "dense__units"], "b": ["lr"]})
+    assert part.names == ("a", "global", "b")
+    assert [g.params for g in part.groups] == [(0, 2), (1, 3), (4,)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "non-empty JSON object"),
+        ("{}", "non-empty JSON object"),
+        ('{"a": "lr"}', "must map to a list"),
+        ('{"a": [1]}', "must map to a list"),
+        ('{"a": []}', "group 'a' is empty"),
+        ('{"": ["lr"]}', "must not be empty"),
+    ],
+)
+def test_malformed_mappings(text: str, message: str) -> None:
+    with pytest.raises(InvalidSettingError) as err:
+        parse_subnetworks(text)
+    assert err.value.field == FIELD
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"a": ["nope"]}, "group 'a' names unknown parameter 'nope'"),
+        ({"a": ["lr"], "b": ["lr"]}, "parameter 'lr' is in two groups: 'a' and 'b'"),
+    ],
+)
+def test_inconsistent_mappings(mapping: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(InvalidSettingError) as err:
+        make_partition(GROUPED, mapping)
+    assert err.value.field == FIELD
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize("algorithm", ["dc-bo", "sa-bo", "dcsa-bo"])
+def test_partition_errors_surface_through_validation(algorithm: str) -> None:
+    with pytest.raises(InvalidSettingError, match="unknown parameter"):
+        call(algorithm, GROUPED, [], 1, settings={"subnetworks": json.dumps({"a": ["x"]})})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("dc_top_m", "1"), ("dc_interval", "0"), ("sa_epsilon", "1.5"), ("sa_full_share", "-0.1")],
+)
+def test_dc_sa_settings_are_checked(setting: str, value: str) -> None:
+    with pytest.raises(InvalidSettingError) as err:
+        call("dcsa-bo", GROUPED, [], 1, settings={setting: value})
+    assert err.value.field == f"spec.algorithm.algorithmSettings[{setting}]"
+
+
+def test_gp_bo_does_not_accept_dc_settings() -> None:
+    with pytest.raises(InvalidSettingError, match="unknown setting"):
+        call("gp-bo", GROUPED, [], 1, settings={"dc_top_m": "3"})
+
+
+# ---- SA ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("eps", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("importance", [[1.0, 0.0, 0.0], [3.0, 2.0, 1.0], [0.0, 0.0, 0.0]])
+def test_sa_probabilities_sum_to_one_and_respect_the_floor(
+    eps: float, importance: list[float]
+) -> None:
+    p = DCSABO.group_probabilities(np.array(importance), eps)
+    assert p.sum() == pytest.approx(1.0)
+    assert (p >= eps / 3 - 1e-12).all()
+    if sum(importance) and eps < 1:
+        assert np.argmax(p) == int(np.argmax(importance))
+    if eps == 1.0 or not sum(importance):
+        assert np.allclose(p, 1 / 3)
+
+
+def _context(space, trials, settings=None, n=1):  # type: ignore[no-untyped-def]
+    strategy = get_strategy("dcsa-bo")
+    parsed = strategy.settings.parse(settings or {}, algorithm="dcsa-bo")
+    history = build_history(space, Objective(goal=Goal.MINIMIZE, metric="loss"), trials)
+    return strategy, Context(
+        space=space,
+        objective=Objective(goal=Goal.MINIMIZE, metric="loss"),
+        history=history,
+        settings=parsed,
+        n=n,
+        seed=0,
+        rng=np.random.default_rng(0),
+        sequence_start=len(trials),
+        clock=lambda: 0.0,
+        deadline=1e9,
+    )
+
+
+SPACE3 = space_from(
+    [
+        (f"{g}__x{i}", "double", "0", "1", "", (), "uniform")
+        for g in ("a", "b", "c")
+        for i in range(2)
+    ]
+)
+
+
+def _additive(v: dict[str, str]) -> float:
+    x = {k: float(s) for k, s in v.items()}
+    return (
+        10.0 * ((x["a__x0"] - 0.3) ** 2 + (x["a__x1"] - 0.6) ** 2)
+        + 1.0 * ((x["b__x0"] - 0.5) ** 2 + x["b__x1"] ** 2)
+        + 0.05 * (x["c__x0"] + x["c__x1"])
+    )
+
+
+def test_importance_ranks_groups_on_a_known_additive_function() -> None:
+    trials = random_trials(SPACE3, 40, seed=3, f=_additive)
+    strategy, ctx = _context(SPACE3, trials)
+    assert isinstance(strategy, DCSABO)
+    fit = strategy.fit(ctx, strategy.feature_groups(SPACE3, ctx.settings))
+    imp = strategy.importance(ctx, fit, strategy.partition(ctx))
+    assert imp[0] > 5 * imp[1] > 5 * imp[2] > 0
+
+
+# ---- DC ---------------------------------------------------------------------------------------
+def test_dc_candidates_are_the_cross_product_minus_known_points() -> None:
+    # three top trials with distinct (a, b, c) configurations, plus bad ones
+    top = [
+        ({"a": 0.1, "b": 0.2, "c": 0.3}, 0.0),
+        ({"a": 0.4, "b": 0.5, "c": 0.6}, 0.1),
+        ({"a": 0.7, "b": 0.8, "c": 0.9}, 0.2),
+    ]
+    trials = []
+    for i, (cfg, y) in enumerate(top):
+        values = {f"{g}__x{j}": str(cfg[g]) for g in "abc" for j in range(2)}
+        trials.append(trial(f"top{i}", values, loss=y))
+    known_child = {
+        f"{g}__x{j}": str(top[0][0]["a"] if g == "a" else top[1][0][g])
+        for g in "abc"
+        for j in range(2)
+    }
+    trials.append(trial("child", known_child, loss=5.0))
+    trials += random_trials(SPACE3, 10, seed=4, f=lambda v: 10.0 + _additive(v), prefix="r")
+    strategy, ctx = _context(SPACE3, trials, {"dc_top_m": "3"})
+    assert isinstance(strategy, DCSABO)
+    fit = strategy.fit(ctx, strategy.feature_groups(SPACE3, ctx.settings))
+    cands = strategy.dc_candidates(ctx, fit, strategy.partition(ctx), set(ctx.history.known))
+    got = {tuple(round(float(v), 6) for v in row[[0, 2, 4]]) for row in cands}
+    expected = {
+        (a, b, c) for a in (0.1, 0.4, 0.7) for b in (0.2, 0.5, 0.8) for c in (0.3, 0.6, 0.9)
+    }
+    expected -= {(0.1, 0.2, 0.3), (0.4, 0.5, 0.6), (0.7, 0.8, 0.9)}  # the parents
+    expected -= {(0.1, 0.5, 0.6)}  # already evaluated
+    assert got == expected
+    assert len(cands) == 23
+    # ranked by the summed component means: the best-ranked child has the lowest model mean
+    means = fit.posterior.predict(SPACE3.features(np.vstack(cands)))[0]
+    assert means[0] == pytest.approx(means.min())
+
+
+def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
+    trials = random_trials(SPACE3, 15, seed=5, f=_additive)
+    resp = call("dcsa-bo", SPACE3, trials, 3, settings={"dc_batch": "2", "dc_interval": "5"})
+    origins = [s.origin for s in resp.suggestions]
+    assert origins[:2] == ["dc", "dc"]
+    assert resp.suggestions[0].labels[LABEL_DC_ROUND] == "1"  # (15 - 10) // 5
+    # the round's trials now exist (pending): the next call makes no DC round
+    running = [
+        trial(s.trial_name, s.assignments, TrialState.RUNNING, labels=s.labels)
+        for s in resp.suggestions
+    ]
+    again = call("dcsa-bo", SPACE3, trials + running, 2)
+    assert "dc" not in [s.origin for s in again.suggestions]
+
+
+def test_sa_labels_name_the_group() -> None:
+    trials = random_trials(SPACE3, 20, seed=6, f=_additive)
+    resp = call("sa-bo", SPACE3, trials, 4, settings={"sa_full_share": "0"})
+    assert {s.labels[LABEL_ORIGIN] for s in resp.suggestions} == {"sa"}
+    assert {s.labels[LABEL_GROUP] for s in resp.suggestions} <= {"a", "b", "c"}
+    assert set(resp.importance) == {"a", "b", "c"}
+
+
+def test_sa_slot_changes_only_its_group() -> None:
+    trials = random_trials(SPACE3, 20, seed=7, f=_additive)
+    best = min(trials, key=lambda t: float(t.metrics["loss"]))
+    resp = call("sa-bo", SPACE3, trials, 3, settings={"sa_full_share": "0"})
+    for s in resp.suggestions:
+        group = s.labels[LABEL_GROUP]
+        for name, value in s.assignments.items():
+            if not name.startswith(group + "__"):
+                assert value == best.assignments[name]
+
+
+@pytest.mark.parametrize("algorithm", ["dc-bo", "sa-bo", "dcsa-bo"])
+def test_one_group_reduces_to_plain_bo(algorithm: str) -> None:
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(3)])
+    trials = random_trials(space, 14, seed=8, f=lambda v: sum(float(x) ** 2 for x in v.values()))
+    plain = call("gp-bo", space, trials, 2, settings={"random_state": "1"})
+    grouped = call(algorithm, space, trials, 2, settings={"random_state": "1"})
+    assert [s.assignments for s in grouped.suggestions] == [
+        s.assignments for s in plain.suggestions
+    ]
+    assert {s.origin for s in grouped.suggestions} == {"bo"}
+
+
+@pytest.mark.parametrize("algorithm", ["dc-bo", "sa-bo", "dcsa-bo"])
+def test_grouped_strategies_keep_the_contract_on_a_partitioned_mixed_space(algorithm: str) -> None:
+    trials = random_trials(GROUPED, 16, seed=9, f=lambda v: float(v["lr"]))
+    for n in (1, 4):
+        resp = call(algorithm, GROUPED, trials, n)
+        keys = [tuple(s.assignments.values()) for s in resp.suggestions]
+        assert len(keys) == n == len(set(keys))
+        assert not set(keys) & {tuple(t.assignments.values()) for t in trials}
+        for s in resp.suggestions:
+            assert s.assignments["conv__kernel"] in ("3", "5", "7")
+            assert s.assignments["dense__act"] in ("relu", "tanh")
+            assert int(s.assignments["conv__filters"]) % 8 == 0
+            assert 16 <= int(s.assignments["dense__units"]) <= 256
+    again = call(algorithm, GROUPED, trials, 4)
+    assert [s.assignments for s in again.suggestions] == [s.assignments for s in resp.suggestions]
+
+
+def test_dcsa_origins_over_a_run() -> None:
+    trials = run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
+    counts = Counter(t.labels.get(LABEL_ORIGIN) for t in trials)
+    assert counts["initial"] == 10
+    assert counts["dc"] >= 2 and counts["sa"] >= 5
