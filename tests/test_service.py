@@ -221,6 +221,7 @@ def test_metrics_endpoint(server: SuggestionServer, stub: pb_grpc.SuggestionStub
     assert value(r'dcsa_suggestions_total\{algorithm="random",origin="random"\}') >= 2
     assert value(r'dcsa_trials\{algorithm="gp-bo",state="Succeeded"\}') >= 0
     assert value(r'dcsa_model_fit_duration_seconds_count\{algorithm="gp-bo"\}') >= 1
+    assert value(r'dcsa_best_objective_value\{algorithm="gp-bo"\}') >= 0
     assert re.search(r'^dcsa_build_info\{python="[0-9.]+",version="[^"]+"\} 1.0$', text, re.M)
 
 
@@ -336,3 +337,29 @@ def test_stop_reports_not_serving() -> None:
         health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), None
     )
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_dc_sa_labels_and_importance_reach_the_metrics(
+    server: SuggestionServer, stub: pb_grpc.SuggestionStub
+) -> None:
+    rows = [(f"{g}__x{i}", "double", "0", "1", "", (), "uniform") for g in "ab" for i in range(2)]
+    space = space_from(rows)
+    history = random_trials(space, 16, seed=11, f=lambda v: 5 * float(v["a__x0"]) ** 2)
+    reply = stub.GetSuggestions(
+        pb_request(pb_experiment(rows, algorithm="dcsa-bo", name="dcsa"), history, 4), timeout=60
+    )
+    origins = [a.labels["dcsa.io/origin"] for a in reply.parameter_assignments]
+    assert origins[:2] == ["dc", "dc"]
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    assert re.search(r'^dcsa_suggestions_total\{algorithm="dcsa-bo",origin="dc"\} 2.0$', text, re.M)
+    shares = [
+        float(v)
+        for v in re.findall(
+            r'^dcsa_group_importance\{algorithm="dcsa-bo",group="[ab]"\} ([0-9.e+-]+)$', text, re.M
+        )
+    ]
+    assert len(shares) == 2 and sum(shares) == pytest.approx(1.0)

@@ -97,6 +97,10 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         if h.n_obs:
             best = float(h.y_obs.min())
             m.best_objective.labels(alg).set(-best if req.objective.goal is Goal.MAXIMIZE else best)
+        total = sum(response.importance.values())
+        for group, value in response.importance.items():
+            # group names come from the Experiment's partition: few, and fixed per experiment
+            m.group_importance.labels(alg, group).set(value / total if total > 0 else 0.0)
         if response.fallbacks:
             log.warning(
                 "%d of %d suggestions fell back to quasi-random points: %s",

@@ -44,6 +44,7 @@ class Metrics:
     trials: Gauge
     history_issues: Counter
     best_objective: Gauge
+    group_importance: Gauge
     build_info: Info
 
 
@@ -114,6 +115,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "Best objective value among completed trials of the latest request "
             "(in the experiment's own direction).",
             ("algorithm",),
+            registry=reg,
+        ),
+        group_importance=Gauge(
+            "dcsa_group_importance",
+            "SA's share of importance per subnetwork group in the latest request (sums to 1).",
+            ("algorithm", "group"),
             registry=reg,
         ),
         build_info=Info("dcsa_build", "Version of the running service.", registry=reg),
