@@ -92,7 +92,8 @@ class LiveReporter:
                 bar.append("▒" * run, style="yellow")
                 bar.append("·" * (width - done - run), style="dim")
                 parts.append(bar)
-        parts.extend(Text(e, style="dim") for e in self._events)
+        # one line per event (plain mode and the log keep the full text)
+        parts.extend(Text(e, style="dim", no_wrap=True, overflow="ellipsis") for e in self._events)
         return Group(*parts)
 
     def close(self) -> None:
@@ -109,26 +110,20 @@ def short(value: str) -> str:
 
 
 def summary_table(result: RunResult, *, metric: str, maximize: bool, top: int = 5) -> Table:
-    """The best ``top`` succeeded trials with their parameters."""
+    """The best ``top`` succeeded trials; parameters in one wrapping column, so any number of
+    them fits any width."""
     scored = [(v, t) for t in result.trials if (v := objective_value(t, metric)) is not None]
     scored.sort(key=lambda vt: -vt[0] if maximize else vt[0])
     best: list[TrialRow] = [t for _v, t in scored[:top]]
-    params: list[str] = list(best[0].assignments) if best else []
     table = Table(title=f"Best trials ({'max' if maximize else 'min'} {metric})")
     table.add_column("#", justify="right")
-    table.add_column("trial", no_wrap=True, min_width=max((len(t.name) for t in best), default=5))
-    table.add_column(metric, justify="right")
-    for p in params:
-        table.add_column(p, justify="right")
+    table.add_column("trial", no_wrap=True)
+    table.add_column(metric, justify="right", no_wrap=True)
     table.add_column("seconds", justify="right")
+    table.add_column("parameters", ratio=1, overflow="fold")
     for i, t in enumerate(best, 1):
-        table.add_row(
-            str(i),
-            t.name,
-            short(t.metrics[metric]),
-            *(short(t.assignments.get(p, "")) for p in params),
-            f"{t.seconds or 0:.1f}",
-        )
+        params = "  ".join(f"{k}={short(v)}" for k, v in t.assignments.items())
+        table.add_row(str(i), t.name, short(t.metrics[metric]), f"{t.seconds or 0:.1f}", params)
     return table
 
 
