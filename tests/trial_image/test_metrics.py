@@ -76,7 +76,8 @@ def test_crc32c_check_value() -> None:
 
 def _read_like_katib(logdir: Path, metric: str) -> list[tuple[int, float]]:
     """Read event files as Katib's TensorFlowEvent collector does (tensor summaries)."""
-    accumulator_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    # tensorboard is a test-only dependency (scripts/install/trial.sh installs it).
+    from tensorboard.backend.event_processing import event_accumulator as accumulator_mod
     from tensorboard.backend.event_processing.tag_types import TENSORS
     from tensorboard.util import tensor_util
 
