@@ -179,24 +179,69 @@ class Prometheus:
     config: Path
 
 
+#: Pod metadata Prometheus' Kubernetes discovery would attach to three suggestion pod ports.
+#: Debian's Prometheus has no Kubernetes discovery, so static targets carry the same labels and
+#: the chart's own relabel rules decide which of them are scraped.
+RELABEL_TARGETS = {
+    "ours": {"deployment": "e1-dcsa-bo", "port_name": "metrics",
+             "pod": "e1-dcsa-bo-5d9c7b8f6-x7k2p", "experiment": "e1"},
+    "katibs": {"deployment": "e2-random", "port_name": "metrics",
+               "pod": "e2-random-5d9c7b8f6-abcde", "experiment": "e2"},
+    "grpc-port": {"deployment": "e1-dcsa-bo", "port_name": "suggestion-api",
+                  "pod": "e1-dcsa-bo-5d9c7b8f6-x7k2p", "experiment": "e1"},
+}
+
+
+def _chart_scrape_job(server: Server) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The chart's plain scrape job (static targets) and alert rule groups, if helm exists."""
+    binary = find_tool("helm")
+    if binary is None:
+        return None, []
+    docs = helm_template(binary, "--set", "metrics.scrapeConfig.enabled=true",
+                         "--set", "metrics.prometheusRule.enabled=true")
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"
+             and d["metadata"]["name"].endswith("-scrape-config")]
+    (job,) = yaml.safe_load(cm["data"]["scrape-config.yaml"])
+    job.pop("kubernetes_sd_configs")
+    job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    job["static_configs"] = []
+    for meta in RELABEL_TARGETS.values():
+        port = server.metrics_port if meta["port_name"] == "metrics" else server.grpc_port
+        job["static_configs"].append({"targets": [f"127.0.0.1:{port}"], "labels": {
+            "__meta_kubernetes_pod_label_katib_kubeflow_org_suggestion": meta["experiment"],
+            "__meta_kubernetes_pod_label_katib_kubeflow_org_experiment": meta["experiment"],
+            "__meta_kubernetes_pod_label_deployment": meta["deployment"],
+            "__meta_kubernetes_pod_container_port_name": meta["port_name"],
+            "__meta_kubernetes_namespace": "team-a",
+            "__meta_kubernetes_pod_name": meta["pod"],
+        }})
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    return job, list(rule["spec"]["groups"])
+
+
 @pytest.fixture(scope="session")
 def prometheus(suggestion_server: Server,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A real Prometheus scraping the suggestion server every second."""
+    """A real Prometheus scraping the suggestion server every second: a plain static job, and
+    (when helm is installed) the chart's own scrape job and alert rules."""
     binary = need_tool("prometheus")
     work = tmp_path_factory.mktemp("prometheus")
+    chart_job, groups = _chart_scrape_job(suggestion_server)
+    rules = work / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": groups}))
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)] if groups else [],
         "scrape_configs": [{
-            "job_name": "dcsa-suggestions",
+            "job_name": "static",
             "scrape_interval": "1s",
             "scrape_timeout": "1s",
             "static_configs": [{
                 "targets": [f"127.0.0.1:{suggestion_server.metrics_port}"],
                 "labels": {"namespace": "test", "experiment": "prom-test"},
             }],
-        }],
+        }, *([chart_job] if chart_job else [])],
     }))
     port = free_port()
     log = (work / "prometheus.log").open("w")

@@ -21,7 +21,7 @@ import yaml
 from suggestion_service.k8s.configmap import Target, apply, load_client
 from suggestion_service.k8s.katib_config import OWNER_ANNOTATION
 
-from .conftest import CHART, FIXTURES, REPO, ApiServer, run
+from .conftest import CHART, FIXTURES, ApiServer, run
 
 KATIB_NS = "kubeflow"
 RELEASE = "dcsa"
@@ -141,7 +141,7 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
         assert ours["resources"]["limits"]["memory"] == "2Gi"
         assert {"name": "metrics", "containerPort": 8000, "protocol": "TCP"} in ours["ports"]
         assert ours["securityContext"]["readOnlyRootFilesystem"] is True
-        assert {"name": "OMP_NUM_THREADS", "value": "2"} in ours["env"]
+        assert {"name": "OMP_NUM_THREADS", "value": "1"} in ours["env"]
     assert after["metadata"]["annotations"][OWNER_ANNOTATION] == ",".join(sorted(OURS))
     assert set(after["data"]) == set(before["data"])
 

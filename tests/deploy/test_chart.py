@@ -232,8 +232,9 @@ def test_katib_entries(rendered: dict[str, list[dict[str, Any]]], name: str) -> 
     assert [e["algorithmName"] for e in entries] == expected
     for e in entries:
         env = {v["name"]: v["value"] for v in e["env"]}
-        threads = "1" if name == "custom" else "2"
+        threads = "2" if name == "custom" else "1"
         assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == threads
+        assert env["DCSA_BLAS_THREADS"] == env["MKL_NUM_THREADS"] == threads
         assert env["DCSA_LOG_FORMAT"] == ("text" if name == "custom" else "json")
         assert e["ports"] == [{"name": "metrics", "containerPort": 8000, "protocol": "TCP"}]
         assert e["securityContext"]["readOnlyRootFilesystem"] is True

@@ -97,6 +97,8 @@ Our katib-config suggestion entries, one per algorithm (a YAML list).
       value: {{ $s.metricsPort | quote }}
     - name: DCSA_WORKERS
       value: {{ $s.workers | quote }}
+    - name: DCSA_BLAS_THREADS
+      value: {{ $s.threads | quote }}
     - name: OMP_NUM_THREADS
       value: {{ $s.threads | quote }}
     - name: OPENBLAS_NUM_THREADS
