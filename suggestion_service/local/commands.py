@@ -17,7 +17,13 @@ from typing import IO
 from rich.console import Console
 
 from .._generated import api_pb2_grpc as pb_grpc
-from .experiment import Document, ExperimentError, load_documents, parse_experiment
+from .experiment import (
+    Document,
+    Experiment,
+    ExperimentError,
+    load_documents,
+    parse_experiment,
+)
 from .runner import RunError, Runner, RunOptions
 from .service import ServiceError, suggestion_stub
 from .validate import Problem, local_problems, validate_all
@@ -34,6 +40,19 @@ def _quiet_service() -> None:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         for name in ("suggestion_service.katib", "suggestion_service.server"):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _notes(exp: Experiment, parallel: int) -> list[str]:
+    """What the local runner does differently from Katib for this Experiment."""
+    notes = []
+    if exp.spec.get("earlyStopping") is not None:
+        notes.append("spec.earlyStopping is ignored by the local runner")
+    if exp.collector.kind == "File" and parallel > 1:
+        notes.append(
+            f"parallel trials share the metrics file {exp.collector.path}; each trial "
+            "should write its own lines only (or use --parallel 1)"
+        )
+    return notes
 
 
 def _label(doc: Document) -> str:
@@ -150,6 +169,8 @@ def run_command(
                 f"{runner.max_trials} trials, {runner.parallel} at a time; "
                 f"trials run in {options.workdir}; state in {options.state_dir}/\n"
             )
+            for note in _notes(exp, runner.parallel):
+                out.write(f"note: {note}\n")
             out.flush()
             from .display import LiveReporter, PlainReporter, print_summary
 

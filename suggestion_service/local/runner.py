@@ -215,6 +215,7 @@ class _Process:
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     started: float
+    file_offset: int = 0  # File collector: where this trial's lines start
 
 
 class Runner:
@@ -477,7 +478,7 @@ class Runner:
             )
             self.reporter.event(f"trial {row.name} Failed: cannot start: {exc}")
             return
-        self._procs[row.name] = _Process(row, popen, log_file, self.clock())
+        self._procs[row.name] = _Process(row, popen, log_file, self.clock(), self._file_size())
         self._record(row)
         params = " ".join(f"{k}={v}" for k, v in row.assignments.items())
         self.reporter.event(f"trial {row.name} started: {params}")
@@ -499,7 +500,7 @@ class Runner:
             exit_code=rc,
             seconds=round(self.clock() - proc.started, 3),
         )
-        logs = self._metric_logs(row)
+        logs = self._metric_logs(row, proc.file_offset)
         metrics = mc.reduce_metrics(logs, self.exp.strategies)
         row = dataclasses.replace(row, metrics=metrics)
         if rc != 0:
@@ -514,13 +515,28 @@ class Runner:
             )
         return dataclasses.replace(row, condition=SUCCEEDED)
 
-    def _metric_logs(self, row: TrialRow) -> list[mc.MetricLog]:
+    def _metrics_file(self) -> Path:
+        return self.options.workdir / self.exp.collector.path
+
+    def _file_size(self) -> int:
+        if self.exp.collector.kind != "File":
+            return 0
+        try:
+            return self._metrics_file().stat().st_size
+        except OSError:
+            return 0
+
+    def _metric_logs(self, row: TrialRow, offset: int) -> list[mc.MetricLog]:
+        """The trial's metric lines: its log (StdOut), or what it appended to the File
+        collector's path (Katib's file is per pod; here one path serves every trial)."""
         collector = self.exp.collector
         path = self.state_dir.log_path(row.name)
         if collector.kind == "File":
-            path = self.options.workdir / collector.path
+            path = self._metrics_file()
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            with path.open("rb") as f:
+                f.seek(offset if collector.kind == "File" else 0)
+                lines = f.read().decode("utf-8", errors="replace").splitlines()
         except OSError:
             return []
         if collector.kind == "File" and collector.file_format == "JSON":

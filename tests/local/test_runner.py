@@ -242,3 +242,27 @@ def test_changed_spec_is_refused(make_body: Callable[..., Body], stub: Any, tmp_
     # ... anything else is another experiment
     with pytest.raises(RunError, match="holds experiment 'tiny' with a different spec"):
         make_runner(make_body(maxTrialCount=3, extra_args=("--sleep=1",)), stub, tmp_path).run()
+
+
+@pytest.mark.parametrize("fmt", ["TEXT", "JSON"])
+def test_file_collector(
+    make_body: Callable[..., Body], stub: Any, record: Path, tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / "metrics" / "out.txt"
+    path.parent.mkdir()
+    args = ("--sleep=0", f"--metrics-file={path}", *(("--json",) if fmt == "JSON" else ()))
+    body = make_body(parallelTrialCount=1, maxTrialCount=3, extra_args=args)
+    body["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "File"},
+        "source": {"fileSystemPath": {"kind": "File", "path": str(path), "format": fmt}},
+    }
+    # max: an earlier trial's lines (seq 0 printed 1.5) would win if a trial read them
+    body["spec"]["objective"]["metricStrategies"] = [{"name": "loss", "value": "max"}]
+    result = make_runner(body, stub, tmp_path).run()
+    assert (result.status, result.reason) == ("Succeeded", MAX_TRIALS)
+    seqs = seq_of(record)
+    for row in load_state(tmp_path)["trials"]:
+        x, seq = float(row["assignments"][0]["value"]), seqs[row["name"]]
+        # each trial reads only the lines it appended
+        assert metrics(row) == {"loss": f"{1.0 / (seq + 1) + x / 1000 + 0.5:.6f}", "other": "1"}
+        assert "loss=" not in (tmp_path / "state" / "logs" / f"{row['name']}.log").read_text()

@@ -36,6 +36,8 @@ def main() -> int:
     p.add_argument("--sleep", type=float, default=0.2)
     p.add_argument("--fail", default="")
     p.add_argument("--silent", default="")
+    p.add_argument("--metrics-file", default="", help="write metrics here instead of stdout")
+    p.add_argument("--json", action="store_true", help="metrics file in Katib's JSON format")
     args = p.parse_args()
     seq = take_seq(args.record)
     start = time.time()
@@ -62,7 +64,14 @@ def main() -> int:
     else:
         # a time series: latest is not the best, so the min strategy matters
         for value in (best + 0.5, best, best + 0.25):
-            print(f"2026-01-01T00:00:0{seq % 10}Z loss={value:.6f} other=1", flush=True)
+            line = f"2026-01-01T00:00:0{seq % 10}Z loss={value:.6f} other=1"
+            if args.json:
+                line = json.dumps({"loss": f"{value:.6f}", "other": "1"})
+            if args.metrics_file:
+                with open(args.metrics_file, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            else:
+                print(line, flush=True)
     end = time.time()
     entry = {
         "event": "end",
