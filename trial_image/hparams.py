@@ -318,3 +318,31 @@ def config_from_namespace(
         **{spec.name: values[dest(qualified(HEAD_GROUP, spec.name))] for spec in HEAD_PARAMS}
     )
     return ModelConfig(globals=g, branches=branch_cfgs, head=head)
+
+
+def params_markdown() -> str:
+    """The hyperparameter tables of docs/trial-image.md, rendered from the declarations above.
+
+    Returns:
+        Markdown: one table for the global values, one per branch kind, one for the head.
+    """
+
+    def table(title: str, prefix: str, specs: Sequence[ParamSpec]) -> list[str]:
+        rows = [
+            f"**{title}**",
+            "",
+            "| name | allowed | default | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
+        for s in specs:
+            allowed = s.describe().replace("|", "\\|")
+            rows.append(f"| `{prefix}{s.name}` | {allowed} | `{s.default}` | {s.doc} |")
+        return [*rows, ""]
+
+    lines = table("Global (no `__`)", "", GLOBAL_PARAMS)
+    for kind in BRANCH_KINDS:
+        lines += table(
+            f"Branch `<group>`: {KIND_TITLES[kind]} ({kind})", "<group>__", BRANCH_PARAMS[kind]
+        )
+    lines += table("Fusion head", f"{HEAD_GROUP}__", HEAD_PARAMS)
+    return "\n".join(lines).rstrip() + "\n"

@@ -127,3 +127,14 @@ def test_an_accepted_value_is_used(run_trial: Callable[..., Run]) -> None:
     assert run.code == 0, run.err
     assert '"top__filters": 3' in run.err and '"head__layers": 0' in run.err
     assert '"optimizer": "sgd"' in run.err
+
+
+def test_the_docs_show_the_declared_parameters() -> None:
+    from pathlib import Path
+
+    from trial_image.hparams import params_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "trial-image.md"
+    assert params_markdown() in docs.read_text(), (
+        "docs/trial-image.md is out of date: paste in trial_image.hparams.params_markdown()"
+    )
