@@ -551,10 +551,15 @@ class Runner:
         for proc in self._procs.values():
             _signal_group(proc.popen, signal.SIGTERM)
         deadline = self.clock() + self.options.kill_grace
-        for proc in self._procs.values():
-            try:
-                proc.popen.wait(timeout=max(0.0, deadline - self.clock()))
-            except subprocess.TimeoutExpired:
+        try:
+            for proc in self._procs.values():
+                try:
+                    proc.popen.wait(timeout=max(0.0, deadline - self.clock()))
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc.popen, signal.SIGKILL)
+                    proc.popen.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: no more grace
+            for proc in self._procs.values():
                 _signal_group(proc.popen, signal.SIGKILL)
                 proc.popen.wait()
         for name, proc in list(self._procs.items()):

@@ -192,3 +192,32 @@ def test_live_panel_renders_progress() -> None:
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
     assert "done 4/10  running 2  failed 1  best loss=0.125 (tiny-abc)" in plain
     assert "trial tiny-abc Succeeded: loss=0.125 (1.0s)" in plain
+
+
+def test_ctrl_c_stops_cleanly(make_body: Callable[..., Body], record: Path, tmp_path: Path) -> None:
+    exp = write_yaml(tmp_path / "exp.yaml", make_body())
+    state_file = tmp_path / "state" / "state.json"
+    env = dict(os.environ, DCSA_TEST_SLEEP="60")
+    proc = _dcsa(
+        "run",
+        str(exp),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--workdir",
+        str(tmp_path),
+        env=env,
+        log=tmp_path / "out.log",
+    )
+    deadline = time.monotonic() + 60
+    while len({r["trial"] for r in runs(record)}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    out = (tmp_path / "out.log").read_text()
+    assert "SIGINT: stopping; running trials are terminated and will rerun on resume" in out
+    assert "stopped: Interrupted (Interrupted): stopped by the user; run again to resume" in out
+    state = _state(state_file)
+    assert state["status"] == "Interrupted"
+    assert [t["condition"] for t in state["trials"]] == ["Created", "Created"]
+    for r in runs(record):
+        assert not _alive(r["pid"])
