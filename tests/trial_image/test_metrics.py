@@ -77,9 +77,13 @@ def test_crc32c_check_value() -> None:
 def _read_like_katib(logdir: Path, metric: str) -> list[tuple[int, float]]:
     """Read event files as Katib's TensorFlowEvent collector does (tensor summaries)."""
     # tensorboard is a test-only dependency (scripts/install/trial.sh installs it).
-    from tensorboard.backend.event_processing import event_accumulator as accumulator_mod
-    from tensorboard.backend.event_processing.tag_types import TENSORS
-    from tensorboard.util import tensor_util
+    from tensorboard.backend.event_processing import (  # type: ignore[import-untyped]
+        event_accumulator as accumulator_mod,
+    )
+    from tensorboard.backend.event_processing.tag_types import (  # type: ignore[import-untyped]
+        TENSORS,
+    )
+    from tensorboard.util import tensor_util  # type: ignore[import-untyped]
 
     found: list[tuple[int, float]] = []
     for path in sorted(logdir.rglob("events.out.tfevents.*")):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from tests.trial_image import katib
 from tests.trial_image.conftest import TINY, Run
 from trial_image import training
 from trial_image.data import load_builtin
-from trial_image.hparams import BranchConfig, GlobalConfig, HeadConfig, ModelConfig
+from trial_image.hparams import BranchConfig, BranchKind, GlobalConfig, HeadConfig, ModelConfig
 from trial_image.metrics import MetricsReporter
 from trial_image.models import MultiBranchNet, branch_network
 
@@ -85,8 +85,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(
     assert katib.series(a.out, "train-loss") != katib.series(c.out, "train-loss")
 
 
-def _config(branches: dict[str, str] | object, **head: object) -> ModelConfig:
-    kinds = dict(branches)  # type: ignore[call-overload]
+def _config(branches: Mapping[str, BranchKind], head_layers: int = 1) -> ModelConfig:
     return ModelConfig(
         globals=GlobalConfig(
             lr=1e-3, batch_size=16, epochs=1, weight_decay=0, optimizer="adam", momentum=0.9
@@ -95,15 +94,9 @@ def _config(branches: dict[str, str] | object, **head: object) -> ModelConfig:
             name: BranchConfig(
                 kind=kind, layers=2, width=4, kernel=3, dropout=0.1, activation="gelu", norm="batch"
             )
-            for name, kind in kinds.items()
+            for name, kind in branches.items()
         },
-        head=HeadConfig(
-            layers=int(head.get("layers", 1)),  # type: ignore[call-overload]
-            units=5,
-            dropout=0.0,
-            activation="tanh",
-            norm="layer",
-        ),
+        head=HeadConfig(layers=head_layers, units=5, dropout=0.0, activation="tanh", norm="layer"),
     )
 
 
@@ -116,10 +109,10 @@ def _config(branches: dict[str, str] | object, **head: object) -> ModelConfig:
         ("cnn2d", (3, 1, 5), 4 * 1 * 1),  # an axis of length one is never pooled
     ],
 )
-def test_branch_output_width(kind: str, shape: tuple[int, ...], width: int) -> None:
+def test_branch_output_width(kind: BranchKind, shape: tuple[int, ...], width: int) -> None:
     for norm in ("none", "batch", "layer"):
         cfg = BranchConfig(
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             layers=2,
             width=4,
             kernel=3,
@@ -135,7 +128,7 @@ def test_branch_output_width(kind: str, shape: tuple[int, ...], width: int) -> N
 @pytest.mark.parametrize("head_layers", [0, 2])
 def test_multi_branch_net_maps_named_inputs_to_outputs(head_layers: int) -> None:
     shapes = {"a": (1, 4, 8), "b": (2, 10), "c": (6,)}
-    config = _config({"a": "cnn2d", "b": "cnn1d", "c": "dense"}, layers=head_layers)
+    config = _config({"a": "cnn2d", "b": "cnn1d", "c": "dense"}, head_layers)
     net = MultiBranchNet(shapes, config, num_outputs=3)
     inputs = {k: torch.randn(5, *s) for k, s in shapes.items()}
     assert net(inputs).shape == (5, 3)
@@ -151,4 +144,6 @@ def test_regression_metrics_are_in_the_targets_units(run_trial: Callable[..., Ru
     (mse,) = katib.series(run.out, "val-mse")
     (loss,) = katib.series(run.out, "val-loss")
     data = load_builtin("diabetes", max_samples=120)
-    assert mse == pytest.approx(loss * float(np.var(data.y_train)), rel=1e-3)
+    assert mse == pytest.approx(
+        loss * float(np.var(np.asarray(data.y_train, np.float64))), rel=1e-3
+    )
