@@ -129,6 +129,18 @@ def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServ
         time.sleep(0.5)
 
 
+@pytest.fixture(scope="session")
+def cluster(kube_apiserver: ApiServer) -> ApiServer:
+    """The API server with what Katib's install leaves: namespace kubeflow, Katib-like CRDs
+    and a katib-config ConfigMap holding Katib's stock entries (tests/deploy/fixtures)."""
+    api = kube_apiserver
+    api.kubectl("create", "namespace", "kubeflow")
+    api.kubectl("apply", "-f", str(FIXTURES / "katib-crds.yaml"))
+    api.kubectl("-n", "kubeflow", "create", "configmap", "katib-config",
+                f"--from-file=katib-config.yaml={FIXTURES / 'katib-config.yaml'}")
+    return api
+
+
 # --- suggestion server and Prometheus ---------------------------------------------------------
 
 

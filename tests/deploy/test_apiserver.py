@@ -23,6 +23,9 @@ from suggestion_service.k8s.katib_config import OWNER_ANNOTATION
 
 from .conftest import CHART, FIXTURES, ApiServer, run
 
+# The test API server uses a self-signed certificate on 127.0.0.1.
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
 KATIB_NS = "kubeflow"
 RELEASE = "dcsa"
 NS = "dcsa-system"
@@ -69,16 +72,6 @@ def run_job_command(job: dict[str, Any], kubeconfig: Path, entries: Path | None,
            "KUBERNETES_SERVICE_HOST": ""}
     return run([sys.executable, "-m", "suggestion_service", *args,
                 f"--kubeconfig={kubeconfig}"], env=env, check=False)
-
-
-@pytest.fixture(scope="module")
-def cluster(kube_apiserver: ApiServer) -> ApiServer:
-    api = kube_apiserver
-    api.kubectl("create", "namespace", KATIB_NS)
-    api.kubectl("apply", "-f", str(FIXTURES / "katib-crds.yaml"))
-    api.kubectl("-n", KATIB_NS, "create", "configmap", "katib-config",
-                f"--from-file=katib-config.yaml={FIXTURES / 'katib-config.yaml'}")
-    return api
 
 
 def test_helm_install_registers_our_algorithms_and_keeps_katibs(
