@@ -32,6 +32,8 @@ from trial_image.hparams import (
 PROG = "dcsa-train"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_DIVERGED = 0, 1, 2, 3, 4
 
+# The package logger, not __name__: run with -m this module is "__main__", and the handler set up
+# here must also catch the messages of trial_image.training and friends.
 logger = logging.getLogger("trial_image")
 
 
