@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _quiet_service() -> None:
@@ -133,6 +134,10 @@ def run_command(
         live: rich's live panel; None means "when ``out`` is a terminal".
     """
     out = out or sys.stdout
+    for flag, value in (("--parallel", parallel), ("--max-trials", max_trials)):
+        if value is not None and value < 1:
+            out.write(f"error: {flag} must be at least 1, got {value}\n")
+            return EXIT_USAGE
     docs = _load(paths, out)
     if docs is None:
         return EXIT_USAGE
@@ -189,3 +194,6 @@ def run_command(
     except (ServiceError, RunError, ExperimentError) as exc:
         out.write(f"error: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before the runner took over Ctrl-C (starting, validating)
+        out.write("interrupted\n")
+        return EXIT_INTERRUPTED

@@ -402,7 +402,9 @@ class Runner:
             [(s.name, s.value) for s in reply.algorithm.algorithm_settings],
         )
         for item in reply.parameter_assignments:
-            name = item.trial_name or self._fresh_name(names)
+            # a name already taken would overwrite a trial: never trust it blindly
+            taken = not item.trial_name or item.trial_name in names
+            name = self._fresh_name(names) if taken else item.trial_name
             names.add(name)
             row = TrialRow(
                 name=name,

@@ -221,3 +221,31 @@ def test_ctrl_c_stops_cleanly(make_body: Callable[..., Body], record: Path, tmp_
     assert [t["condition"] for t in state["trials"]] == ["Created", "Created"]
     for r in runs(record):
         assert not _alive(r["pid"])
+
+
+def test_run_refuses_bad_options_and_several_experiments(
+    make_body: Callable[..., Body], tmp_path: Path
+) -> None:
+    one = write_yaml(tmp_path / "one.yaml", make_body())
+    out = io.StringIO()
+    assert run_command([one], parallel=0, out=out) == 2
+    assert out.getvalue() == "error: --parallel must be at least 1, got 0\n"
+    other = make_body()
+    other["metadata"]["name"] = "other"
+    two = write_yaml(tmp_path / "two.yaml", make_body(), other)
+    out = io.StringIO()
+    assert run_command([two], state_dir=tmp_path / "state", out=out) == 2
+    assert out.getvalue() == (
+        f"error: {two}#0 (tiny), {two}#1 (other): `dcsa run` runs one Experiment; give a file "
+        "with only one\n"
+    )
+
+
+def test_quadratic_example_runs(tmp_path: Path) -> None:
+    out = io.StringIO()
+    exp = REPO / "examples" / "quadratic" / "experiment.yaml"
+    code = run_command([exp], state_dir=tmp_path / "state", max_trials=4, workdir=REPO, out=out)
+    assert code == 0, out.getvalue()
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert [t["condition"] for t in state["trials"]] == ["Succeeded"] * 4
+    assert all(t["labels"]["dcsa.io/algorithm"] == "gp-bo" for t in state["trials"])

@@ -266,3 +266,30 @@ def test_file_collector(
         # each trial reads only the lines it appended
         assert metrics(row) == {"loss": f"{1.0 / (seq + 1) + x / 1000 + 0.5:.6f}", "other": "1"}
         assert "loss=" not in (tmp_path / "state" / "logs" / f"{row['name']}.log").read_text()
+
+
+class NamelessStub(RecordingStub):
+    """A service that names no trials (Katib then generates names)."""
+
+    def GetSuggestions(  # noqa: N802 - the gRPC method name
+        self, request: pb.GetSuggestionsRequest, **kw: Any
+    ) -> pb.GetSuggestionsReply:
+        reply = super().GetSuggestions(request, **kw)
+        out = pb.GetSuggestionsReply()
+        out.CopyFrom(reply)
+        for item in out.parameter_assignments:
+            item.trial_name = ""
+        return out
+
+
+def test_generated_names_when_the_reply_has_none(
+    make_body: Callable[..., Body], stub: Any, tmp_path: Path
+) -> None:
+    import re
+
+    body = make_body(maxTrialCount=4, extra_args=("--sleep=0",))
+    result = make_runner(body, NamelessStub(stub), tmp_path).run()
+    names = [t.name for t in result.trials]
+    assert len(set(names)) == 4
+    assert all(re.fullmatch(r"tiny-[a-z0-9]{8}", n) for n in names)
+    assert all(t.labels.get("dcsa.io/algorithm") == "random" for t in result.trials)
