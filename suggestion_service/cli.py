@@ -108,14 +108,27 @@ def _katib_config(ns: argparse.Namespace) -> int:
 
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("validate", help="check Katib Experiment YAML as Katib's webhook and the "
-                       "service would")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                   help="Experiment YAML files (multi-document allowed) or directories")
-    p.add_argument("--suggestion-address", metavar="HOST:PORT", default=None,
-                   help="ask a running service (default: start one in-process)")
-    p.add_argument("--no-service", action="store_true",
-                   help="only the webhook checks; skip ValidateAlgorithmSettings")
+    p = sub.add_parser(
+        "validate", help="check Katib Experiment YAML as Katib's webhook and the service would"
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="Experiment YAML files (multi-document allowed) or directories",
+    )
+    p.add_argument(
+        "--suggestion-address",
+        metavar="HOST:PORT",
+        default=None,
+        help="ask a running service (default: start one in-process)",
+    )
+    p.add_argument(
+        "--no-service",
+        action="store_true",
+        help="only the webhook checks; skip ValidateAlgorithmSettings",
+    )
     p.set_defaults(func=_validate)
 
 
@@ -127,30 +140,64 @@ def _validate(ns: argparse.Namespace) -> int:
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a Katib Experiment end to end on this machine")
-    p.add_argument("paths", nargs=1, type=Path, metavar="EXPERIMENT",
-                   help="the Experiment YAML you would kubectl apply")
-    p.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                   help="results and resume state (default: dcsa-runs/<experiment name>); "
-                        "running again with the same directory resumes")
-    p.add_argument("--parallel", type=int, default=None, metavar="N",
-                   help="trials at once (default: spec.parallelTrialCount)")
-    p.add_argument("--max-trials", type=int, default=None, metavar="N",
-                   help="total trials (default: spec.maxTrialCount)")
-    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
-                   help="directory trials run in (default: the current directory)")
-    p.add_argument("--suggestion-address", metavar="HOST:PORT", default=None,
-                   help="use a running suggestion service (default: start one in-process)")
-    p.add_argument("--plain", action="store_true",
-                   help="plain progress lines even on a terminal")
+    p.add_argument(
+        "paths",
+        nargs=1,
+        type=Path,
+        metavar="EXPERIMENT",
+        help="the Experiment YAML you would kubectl apply",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results and resume state (default: dcsa-runs/<experiment name>); "
+        "running again with the same directory resumes",
+    )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials at once (default: spec.parallelTrialCount)",
+    )
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="total trials (default: spec.maxTrialCount)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory trials run in (default: the current directory)",
+    )
+    p.add_argument(
+        "--suggestion-address",
+        metavar="HOST:PORT",
+        default=None,
+        help="use a running suggestion service (default: start one in-process)",
+    )
+    p.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     p.set_defaults(func=_run)
 
 
 def _run(ns: argparse.Namespace) -> int:
     from .local.commands import run_command
 
-    return run_command(ns.paths, state_dir=ns.state_dir, parallel=ns.parallel,
-                       max_trials=ns.max_trials, workdir=ns.workdir,
-                       address=ns.suggestion_address, live=False if ns.plain else None)
+    return run_command(
+        ns.paths,
+        state_dir=ns.state_dir,
+        parallel=ns.parallel,
+        max_trials=ns.max_trials,
+        workdir=ns.workdir,
+        address=ns.suggestion_address,
+        live=False if ns.plain else None,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
