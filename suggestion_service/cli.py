@@ -78,19 +78,34 @@ def _serve(ns: argparse.Namespace) -> int:
 
 
 def _add_katib_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("katib-config", help="add or remove dcsa's suggestion entries in "
-                       "Katib's katib-config ConfigMap (what the Helm hook Job runs)")
+    p = sub.add_parser(
+        "katib-config",
+        help="add or remove dcsa's suggestion entries in "
+        "Katib's katib-config ConfigMap (what the Helm hook Job runs)",
+    )
     p.add_argument("action", choices=["add", "remove"])
-    p.add_argument("--entries", default=None,
-                   help="YAML list of katib-config suggestion entries (needed by add)")
-    p.add_argument("--namespace", default=os.environ.get("KATIB_NAMESPACE", "kubeflow"),
-                   help="Katib's namespace (env KATIB_NAMESPACE; default kubeflow)")
+    p.add_argument(
+        "--entries",
+        default=None,
+        help="YAML list of katib-config suggestion entries (needed by add)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=os.environ.get("KATIB_NAMESPACE", "kubeflow"),
+        help="Katib's namespace (env KATIB_NAMESPACE; default kubeflow)",
+    )
     p.add_argument("--configmap", default="katib-config", help="ConfigMap name")
     p.add_argument("--key", default="katib-config.yaml", help="key holding the config file")
-    p.add_argument("--kubeconfig", default=None,
-                   help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the resulting katib-config.yaml and change nothing")
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="kubeconfig file (default: in-cluster, else ~/.kube/config)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resulting katib-config.yaml and change nothing",
+    )
     p.add_argument("--retries", type=int, default=5, help="retries on conflicting updates")
     p.set_defaults(func=_katib_config)
 
@@ -102,9 +117,13 @@ def _katib_config(ns: argparse.Namespace) -> int:
     from .k8s.configmap import Target
 
     return katib_config_command(
-        action=ns.action, entries_path=Path(ns.entries) if ns.entries else None,
+        action=ns.action,
+        entries_path=Path(ns.entries) if ns.entries else None,
         target=Target(namespace=ns.namespace, name=ns.configmap, key=ns.key),
-        kubeconfig=ns.kubeconfig, dry_run=ns.dry_run, retries=ns.retries)
+        kubeconfig=ns.kubeconfig,
+        dry_run=ns.dry_run,
+        retries=ns.retries,
+    )
 
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,9 +24,15 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     return validate_entries(raw)
 
 
-def katib_config_command(*, action: Literal["add", "remove"], entries_path: Path | None,
-                         target: Target, kubeconfig: str | None, dry_run: bool,
-                         retries: int) -> int:
+def katib_config_command(
+    *,
+    action: Literal["add", "remove"],
+    entries_path: Path | None,
+    target: Target,
+    kubeconfig: str | None,
+    dry_run: bool,
+    retries: int,
+) -> int:
     """Run the command; return the process exit code (0 ok, 2 refused or invalid input).
 
     With ``dry_run`` the resulting katib-config.yaml is written to stdout and nothing changes.

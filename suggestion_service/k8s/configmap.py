@@ -64,9 +64,16 @@ def load_client(kubeconfig: str | None = None) -> Any:
     return client.CoreV1Api()
 
 
-def apply(api: Any, target: Target, action: Literal["add", "remove"],
-          entries: Sequence[Mapping[str, Any]] = (), *, dry_run: bool = False,
-          retries: int = 5, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def apply(
+    api: Any,
+    target: Target,
+    action: Literal["add", "remove"],
+    entries: Sequence[Mapping[str, Any]] = (),
+    *,
+    dry_run: bool = False,
+    retries: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
     """Add or remove our entries in the live katib-config, retrying on conflicting updates.
 
     Args:
@@ -98,7 +105,8 @@ def apply(api: Any, target: Target, action: Literal["add", "remove"],
         if target.key not in data:
             raise KatibConfigError(
                 f"ConfigMap {target.namespace}/{target.name} has no key {target.key!r}; "
-                "is Katib installed in this namespace?")
+                "is Katib installed in this namespace?"
+            )
         annotations = cm.metadata.annotations or {}
         owned = parse_owned(annotations.get(OWNER_ANNOTATION))
         text = data[target.key]
@@ -109,8 +117,10 @@ def apply(api: Any, target: Target, action: Literal["add", "remove"],
         annotation_value = format_owned(result.owned) or None
         annotation_changed = annotation_value != annotations.get(OWNER_ANNOTATION)
         if not result.in_place:
-            log.warning("katib-config.yaml has a layout that cannot be edited in place; "
-                        "rewriting it with the same data (comments and formatting normalised)")
+            log.warning(
+                "katib-config.yaml has a layout that cannot be edited in place; "
+                "rewriting it with the same data (comments and formatting normalised)"
+            )
         if not result.changed and not annotation_changed:
             log.info("katib-config already up to date (%s)", action)
             return Outcome(result=result, patched=False, attempts=attempt)
@@ -124,8 +134,9 @@ def apply(api: Any, target: Target, action: Literal["add", "remove"],
             "data": {target.key: result.text},
         }
         try:
-            api.patch_namespaced_config_map(target.name, target.namespace, body,
-                                            _content_type="application/merge-patch+json")
+            api.patch_namespaced_config_map(
+                target.name, target.namespace, body, _content_type="application/merge-patch+json"
+            )
         except api_exception as exc:
             if exc.status == _CONFLICT and attempt <= retries:
                 delay = min(0.2 * 2 ** (attempt - 1), 5.0)
@@ -133,6 +144,9 @@ def apply(api: Any, target: Target, action: Literal["add", "remove"],
                 sleep(delay)
                 continue
             raise
-        log.info("katib-config %s: %s", "updated" if action == "add" else "cleaned",
-                 ", ".join(result.owned) or "no dcsa entries left")
+        log.info(
+            "katib-config %s: %s",
+            "updated" if action == "add" else "cleaned",
+            ", ".join(result.owned) or "no dcsa entries left",
+        )
         return Outcome(result=result, patched=True, attempts=attempt)

@@ -108,7 +108,8 @@ def validate_entries(entries: object) -> list[dict[str, Any]]:
         name = entry.get("algorithmName")
         if not isinstance(name, str) or not _ALGORITHM_NAME.match(name):
             raise KatibConfigError(
-                f"entries[{i}].algorithmName must be a DNS-1123 label, got {name!r}")
+                f"entries[{i}].algorithmName must be a DNS-1123 label, got {name!r}"
+            )
         if name in seen:
             raise KatibConfigError(f"entries[{i}].algorithmName {name!r} appears twice")
         seen.add(name)
@@ -122,17 +123,21 @@ def validate_entries(entries: object) -> list[dict[str, Any]]:
         for port in entry.get("ports") or []:
             if not isinstance(port, dict):
                 raise KatibConfigError(f"entry {name!r}: ports must be mappings")
-            if port.get("containerPort") == _RESERVED_PORT or port.get(
-                    "name") == _RESERVED_PORT_NAME:
+            if (
+                port.get("containerPort") == _RESERVED_PORT
+                or port.get("name") == _RESERVED_PORT_NAME
+            ):
                 raise KatibConfigError(
                     f"entry {name!r}: port {port.get('name')!r}/{port.get('containerPort')} is "
-                    f"reserved by Katib ({_RESERVED_PORT_NAME}, {_RESERVED_PORT})")
+                    f"reserved by Katib ({_RESERVED_PORT_NAME}, {_RESERVED_PORT})"
+                )
         out.append(entry)
     return out
 
 
-def add_entries(text: str, entries: Sequence[Mapping[str, Any]],
-                owned: Collection[str]) -> MergeResult:
+def add_entries(
+    text: str, entries: Sequence[Mapping[str, Any]], owned: Collection[str]
+) -> MergeResult:
     """Put ``entries`` into ``runtime.suggestions``, replacing our earlier ones.
 
     Entries we own (``owned``) are removed first, also those whose names are no longer in
@@ -154,8 +159,7 @@ def add_entries(text: str, entries: Sequence[Mapping[str, Any]],
     doc = _load(text)
     names = [str(e["algorithmName"]) for e in entries]
     current = _suggestions(doc)
-    foreign = [n for n in names
-               if n not in owned and any(_entry_name(e) == n for e in current)]
+    foreign = [n for n in names if n not in owned and any(_entry_name(e) == n for e in current)]
     if foreign:
         raise ForeignEntryError(foreign)
     drop = set(owned) | set(names)
@@ -245,8 +249,15 @@ def _equal(new_text: str, expected: Mapping[str, Any], original: Mapping[str, An
     return False
 
 
-def _edit(text: str, doc: dict[str, Any], expected: dict[str, Any], *, drop: Collection[str],
-          append: Sequence[Mapping[str, Any]], owned: tuple[str, ...]) -> MergeResult:
+def _edit(
+    text: str,
+    doc: dict[str, Any],
+    expected: dict[str, Any],
+    *,
+    drop: Collection[str],
+    append: Sequence[Mapping[str, Any]],
+    owned: tuple[str, ...],
+) -> MergeResult:
     new_text = _edit_in_place(text, drop=drop, append=append)
     if new_text is not None and _equal(new_text, expected, doc):
         return MergeResult(text=new_text, owned=owned, changed=new_text != text, in_place=True)
@@ -262,8 +273,9 @@ class _Item:
     end: int  # one past the last line that belongs to the item
 
 
-def _edit_in_place(text: str, *, drop: Collection[str],
-                   append: Sequence[Mapping[str, Any]]) -> str | None:
+def _edit_in_place(
+    text: str, *, drop: Collection[str], append: Sequence[Mapping[str, Any]]
+) -> str | None:
     """Cut dropped items out of the block list and append new ones; None if not possible."""
     located = _locate_items(text)
     if located is None:
@@ -311,8 +323,9 @@ def _locate_items(text: str) -> tuple[list[_Item], int] | None:
         elif col != dash_col:
             return None
         name_node = _child(node, "algorithmName")
-        starts.append((line_no, str(name_node.value)
-                       if isinstance(name_node, yaml.ScalarNode) else None))
+        starts.append(
+            (line_no, str(name_node.value) if isinstance(name_node, yaml.ScalarNode) else None)
+        )
     assert dash_col is not None
     items: list[_Item] = []
     for idx, (start, name) in enumerate(starts):
@@ -348,8 +361,12 @@ class _IndentedDumper(yaml.SafeDumper):
 
 
 def _render_items(entries: Sequence[Mapping[str, Any]], indent: int) -> str:
-    body = yaml.dump([dict(e) for e in entries], Dumper=_IndentedDumper, sort_keys=False,
-                     default_flow_style=False, width=1000)
+    body = yaml.dump(
+        [dict(e) for e in entries],
+        Dumper=_IndentedDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
+    )
     pad = " " * indent
-    return "".join(pad + line if line.strip() else line
-                   for line in body.splitlines(keepends=True))
+    return "".join(pad + line if line.strip() else line for line in body.splitlines(keepends=True))

@@ -62,33 +62,67 @@ def sa_kubeconfig(api: ApiServer, tmp: Path, sa: str) -> Path:
     return path
 
 
-def run_job_command(job: dict[str, Any], kubeconfig: Path, entries: Path | None,
-                    ) -> Any:
+def run_job_command(
+    job: dict[str, Any],
+    kubeconfig: Path,
+    entries: Path | None,
+) -> Any:
     """Run what the Job's container runs (``dcsa`` + its args) with a local kubeconfig."""
     container = job["spec"]["template"]["spec"]["containers"][0]
-    args = [a.replace("/etc/dcsa/entries.yaml", str(entries)) if entries else a
-            for a in container["args"]]
-    env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])},
-           "KUBERNETES_SERVICE_HOST": ""}
-    return run([sys.executable, "-m", "suggestion_service", *args,
-                f"--kubeconfig={kubeconfig}"], env=env, check=False)
+    args = [
+        a.replace("/etc/dcsa/entries.yaml", str(entries)) if entries else a
+        for a in container["args"]
+    ]
+    env = {
+        **os.environ,
+        **{e["name"]: e["value"] for e in container.get("env", [])},
+        "KUBERNETES_SERVICE_HOST": "",
+    }
+    return run(
+        [sys.executable, "-m", "suggestion_service", *args, f"--kubeconfig={kubeconfig}"],
+        env=env,
+        check=False,
+    )
 
 
 def test_helm_install_registers_our_algorithms_and_keeps_katibs(
-        cluster: ApiServer, helm: str, tmp_path: Path) -> None:
+    cluster: ApiServer, helm: str, tmp_path: Path
+) -> None:
     api = cluster
     before = read_cm(api)
     assert before["data"]["katib-config.yaml"] == STOCK
 
-    run(helm_cmd(helm, api, "install", RELEASE, str(CHART), "-n", NS, "--create-namespace",
-                 "--no-hooks", "-f", str(CHART / "ci" / "networkpolicy-values.yaml"),
-                 "--set", "networkPolicy.experimentNamespaces={default}"), timeout=180)
+    run(
+        helm_cmd(
+            helm,
+            api,
+            "install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NS,
+            "--create-namespace",
+            "--no-hooks",
+            "-f",
+            str(CHART / "ci" / "networkpolicy-values.yaml"),
+            "--set",
+            "networkPolicy.experimentNamespaces={default}",
+        ),
+        timeout=180,
+    )
 
     # Regular resources are there: least-privilege RBAC in Katib's namespace, our entries.
-    role = json.loads(api.kubectl("-n", KATIB_NS, "get", "role", "dcsa-katib-config",
-                                  "-o", "json").stdout)
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
-                              "resourceNames": ["katib-config"], "verbs": ["get", "patch"]}]
+    role = json.loads(
+        api.kubectl("-n", KATIB_NS, "get", "role", "dcsa-katib-config", "-o", "json").stdout
+    )
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["katib-config"],
+            "verbs": ["get", "patch"],
+        }
+    ]
     api.kubectl("-n", KATIB_NS, "get", "rolebinding", "dcsa-katib-config")
     api.kubectl("-n", "default", "get", "networkpolicy", "dcsa-suggestions")
     # With --no-hooks no Job was created; the hooks are recorded in the release.
@@ -96,8 +130,8 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
     jobs = hook_jobs(helm, api)
     assert set(jobs) == {"post-install,post-upgrade", "pre-delete"}
 
-    entries_text = yaml.safe_load(api.kubectl(
-        "-n", NS, "get", "configmap", "dcsa-katib-entries", "-o", "yaml").stdout
+    entries_text = yaml.safe_load(
+        api.kubectl("-n", NS, "get", "configmap", "dcsa-katib-entries", "-o", "yaml").stdout
     )["data"]["entries.yaml"]
     entries = tmp_path / "entries.yaml"
     entries.write_text(entries_text)
@@ -105,15 +139,20 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
     # The hook's ServiceAccount may get and patch katib-config, and nothing else.
     sa = jobs["pre-delete"]["spec"]["template"]["spec"]["serviceAccountName"]
     sa_cfg = sa_kubeconfig(api, tmp_path, sa)
+
     def can(*args: str) -> str:
-        return api.kubectl("auth", "can-i", *args, kubeconfig=sa_cfg,
-                           check=False).stdout.strip()
+        return api.kubectl("auth", "can-i", *args, kubeconfig=sa_cfg, check=False).stdout.strip()
+
     assert can("get", "configmap/katib-config", "-n", KATIB_NS) == "yes"
     assert can("patch", "configmap/katib-config", "-n", KATIB_NS) == "yes"
-    for verb_and_object in (("update", "configmap/katib-config"),
-                            ("delete", "configmap/katib-config"),
-                            ("get", "configmap/other"), ("list", "configmaps"),
-                            ("create", "configmaps"), ("get", "secrets")):
+    for verb_and_object in (
+        ("update", "configmap/katib-config"),
+        ("delete", "configmap/katib-config"),
+        ("get", "configmap/other"),
+        ("list", "configmaps"),
+        ("create", "configmaps"),
+        ("get", "secrets"),
+    ):
         assert can(*verb_and_object, "-n", KATIB_NS) == "no", verb_and_object
     assert can("patch", "configmap/katib-config", "-n", NS) == "no"
 
@@ -128,9 +167,10 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
     cut = STOCK.index("    # end of Katib's suggestions")
     assert text.startswith(STOCK[:cut]) and text.endswith(STOCK[cut:])  # Katib's bytes kept
     stock_doc, new_doc = yaml.safe_load(STOCK), yaml.safe_load(text)
-    assert new_doc["runtime"]["suggestions"][: len(katib_names)] == stock_doc["runtime"][
-        "suggestions"]
-    for ours in new_doc["runtime"]["suggestions"][len(katib_names):]:
+    assert (
+        new_doc["runtime"]["suggestions"][: len(katib_names)] == stock_doc["runtime"]["suggestions"]
+    )
+    for ours in new_doc["runtime"]["suggestions"][len(katib_names) :]:
         assert ours["resources"]["limits"]["memory"] == "2Gi"
         assert {"name": "metrics", "containerPort": 8000, "protocol": "TCP"} in ours["ports"]
         assert ours["securityContext"]["readOnlyRootFilesystem"] is True
@@ -156,21 +196,44 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
 
     # Uninstall takes the RBAC away again.
     run(helm_cmd(helm, api, "uninstall", RELEASE, "-n", NS, "--no-hooks"), timeout=120)
-    assert api.kubectl("-n", KATIB_NS, "get", "role", "dcsa-katib-config",
-                       check=False).returncode != 0
+    assert (
+        api.kubectl("-n", KATIB_NS, "get", "role", "dcsa-katib-config", check=False).returncode != 0
+    )
 
 
-def test_add_refuses_to_take_over_katibs_random(cluster: ApiServer, tmp_path: Path,
-                                               helm: str) -> None:
+def test_add_refuses_to_take_over_katibs_random(
+    cluster: ApiServer, tmp_path: Path, helm: str
+) -> None:
     api = cluster
-    out = run([helm, "template", RELEASE, str(CHART), "-n", NS, "--show-only",
-               "templates/katib-entries-configmap.yaml", "--set",
-               "algorithms={dcsa-bo,random}"]).stdout
+    out = run(
+        [
+            helm,
+            "template",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NS,
+            "--show-only",
+            "templates/katib-entries-configmap.yaml",
+            "--set",
+            "algorithms={dcsa-bo,random}",
+        ]
+    ).stdout
     entries = tmp_path / "entries.yaml"
     entries.write_text(yaml.safe_load(out)["data"]["entries.yaml"])
     before = read_cm(api)
-    proc = run([sys.executable, "-m", "suggestion_service", "katib-config", "add",
-                f"--entries={entries}", f"--kubeconfig={api.kubeconfig}"], check=False)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "suggestion_service",
+            "katib-config",
+            "add",
+            f"--entries={entries}",
+            f"--kubeconfig={api.kubeconfig}",
+        ],
+        check=False,
+    )
     assert proc.returncode == 2
     assert "not written by dcsa" in proc.stderr and "'random'" in proc.stderr
     assert read_cm(api)["data"] == before["data"]
@@ -188,8 +251,15 @@ class _RacingApi:
         cm = self._inner.read_namespaced_config_map(name, namespace)
         self.reads += 1
         if self.reads == 1:
-            self._api.kubectl("-n", namespace, "label", "configmap", name, "--overwrite",
-                              f"touched-by-someone-else={int(time.time())}")
+            self._api.kubectl(
+                "-n",
+                namespace,
+                "label",
+                "configmap",
+                name,
+                "--overwrite",
+                f"touched-by-someone-else={int(time.time())}",
+            )
         return cm
 
     def patch_namespaced_config_map(self, *args: Any, **kwargs: Any) -> Any:
@@ -198,8 +268,18 @@ class _RacingApi:
 
 def test_conflicting_update_is_retried(cluster: ApiServer, tmp_path: Path, helm: str) -> None:
     api = cluster
-    out = run([helm, "template", RELEASE, str(CHART), "-n", NS, "--show-only",
-               "templates/katib-entries-configmap.yaml"]).stdout
+    out = run(
+        [
+            helm,
+            "template",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NS,
+            "--show-only",
+            "templates/katib-entries-configmap.yaml",
+        ]
+    ).stdout
     entries = yaml.safe_load(yaml.safe_load(out)["data"]["entries.yaml"])
     racing = _RacingApi(load_client(str(api.kubeconfig)), api)
     outcome = apply(racing, Target(), "add", entries, sleep=lambda _s: None)
@@ -214,31 +294,56 @@ def test_conflicting_update_is_retried(cluster: ApiServer, tmp_path: Path, helm:
 
 def test_snippet_mode_installs_no_job_and_no_rbac(cluster: ApiServer, helm: str) -> None:
     api = cluster
-    run(helm_cmd(helm, api, "install", "snip", str(CHART), "-n", NS, "--create-namespace",
-                 "--no-hooks", "-f", str(CHART / "ci" / "snippet-values.yaml")), timeout=180)
+    run(
+        helm_cmd(
+            helm,
+            api,
+            "install",
+            "snip",
+            str(CHART),
+            "-n",
+            NS,
+            "--create-namespace",
+            "--no-hooks",
+            "-f",
+            str(CHART / "ci" / "snippet-values.yaml"),
+        ),
+        timeout=180,
+    )
     try:
-        assert "Job" not in {d["kind"] for d in yaml.safe_load_all(run(helm_cmd(
-            helm, api, "get", "hooks", "snip", "-n", NS)).stdout) if d}
+        assert "Job" not in {
+            d["kind"]
+            for d in yaml.safe_load_all(
+                run(helm_cmd(helm, api, "get", "hooks", "snip", "-n", NS)).stdout
+            )
+            if d
+        }
         assert api.kubectl("-n", KATIB_NS, "get", "roles", "-o", "name").stdout.strip() == ""
-        snippet = yaml.safe_load(api.kubectl("-n", NS, "get", "configmap",
-                                             "snip-dcsa-katib-config-snippet", "-o",
-                                             "yaml").stdout)["data"]["suggestions.yaml"]
+        snippet = yaml.safe_load(
+            api.kubectl(
+                "-n", NS, "get", "configmap", "snip-dcsa-katib-config-snippet", "-o", "yaml"
+            ).stdout
+        )["data"]["suggestions.yaml"]
         assert [e["algorithmName"] for e in yaml.safe_load(snippet)] == OURS
         assert read_cm(api)["data"]["katib-config.yaml"] == STOCK
     finally:
         run(helm_cmd(helm, api, "uninstall", "snip", "-n", NS, "--no-hooks"), timeout=120)
 
 
-def test_rendered_manifests_pass_server_side_dry_run(cluster: ApiServer, helm: str,
-                                                    tmp_path: Path) -> None:
+def test_rendered_manifests_pass_server_side_dry_run(
+    cluster: ApiServer, helm: str, tmp_path: Path
+) -> None:
     """Every built-in kind the chart renders is accepted by a real (1.20) API server."""
     api = cluster
     for ns in ("team-a", "team-b"):
         api.kubectl("create", "namespace", ns, check=False)
     for values in sorted((CHART / "ci").glob("*-values.yaml")):
         out = run([helm, "template", RELEASE, str(CHART), "-n", NS, "-f", str(values)]).stdout
-        docs = [d for d in yaml.safe_load_all(out)
-                if d and not d["apiVersion"].startswith("monitoring.coreos.com/")]
+        docs = [
+            d
+            for d in yaml.safe_load_all(out)
+            if d and not d["apiVersion"].startswith("monitoring.coreos.com/")
+        ]
         if values.name == "custom-values.yaml":
             api.kubectl("create", "namespace", "katib-system", check=False)
         path = tmp_path / values.name

@@ -56,8 +56,15 @@ def entries_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_every_feature_has_ci_values() -> None:
-    assert set(CI_IDS) >= {"default", "snippet", "monitoring", "networkpolicy", "fromvolume",
-                           "custom", "plain-jobs"}
+    assert set(CI_IDS) >= {
+        "default",
+        "snippet",
+        "monitoring",
+        "networkpolicy",
+        "fromvolume",
+        "custom",
+        "plain-jobs",
+    }
 
 
 @pytest.mark.parametrize("helm_name", ["helm", "helm4"])
@@ -79,21 +86,33 @@ def test_lint_strict_and_template(helm_name: str, values: Path) -> None:
 
 BAD_VALUES = [
     (["--set", "algorithms={dcsa-bo,hyperband}"], "algorithms.1: algorithms.1 must be one of"),
-    (["--set", "suggestion.metricsPort=6789"],
-     "suggestion.metricsPort: 6789 is Katib's suggestion API port"),
+    (
+        ["--set", "suggestion.metricsPort=6789"],
+        "suggestion.metricsPort: 6789 is Katib's suggestion API port",
+    ),
     (["--set", "suggestion.resources.limits=null"], "suggestion.resources: limits is required"),
-    (["--set", "suggestion.resources.limits.memory=null"],
-     "suggestion.resources.limits: memory is required"),
-    (["--set", "suggestion.resources.limits.memory=lots"],
-     "suggestion.resources.limits.memory: does not match pattern"),
+    (
+        ["--set", "suggestion.resources.limits.memory=null"],
+        "suggestion.resources.limits: memory is required",
+    ),
+    (
+        ["--set", "suggestion.resources.limits.memory=lots"],
+        "suggestion.resources.limits.memory: does not match pattern",
+    ),
     (["--set", "katibConfig.mode=replace"], "katibConfig.mode: katibConfig.mode must be one"),
-    (["--set", "networkPolicy.enabled=true"],
-     "networkPolicy.experimentNamespaces: list the namespaces where Experiments run"),
-    (["--set", "katibConfig.hook.helmHooks=false"],
-     "katibConfig.hook.removeOnUninstall needs katibConfig.hook.helmHooks=true"),
+    (
+        ["--set", "networkPolicy.enabled=true"],
+        "networkPolicy.experimentNamespaces: list the namespaces where Experiments run",
+    ),
+    (
+        ["--set", "katibConfig.hook.helmHooks=false"],
+        "katibConfig.hook.removeOnUninstall needs katibConfig.hook.helmHooks=true",
+    ),
     (["--set", "suggestion.logFormat=xml"], "suggestion.logFormat must be one of"),
-    (["--set", "metrics.prometheusRule.latencyWarningSeconds=90"],
-     "latencyWarningSeconds: must be less than or equal to 60"),
+    (
+        ["--set", "metrics.prometheusRule.latencyWarningSeconds=90"],
+        "latencyWarningSeconds: must be less than or equal to 60",
+    ),
     (["--set", "katib.namespace=Kube_Flow"], "katib.namespace: does not match pattern"),
     (["--set", "image.digest=latest"], "image.digest: does not match pattern"),
     (["--set", "unknownKey=1"], "additional property unknownKey is not allowed"),
@@ -101,24 +120,37 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[m for _, m in BAD_VALUES])
-def test_bad_values_fail_rendering_with_a_clear_message(helm: str, args: list[str],
-                                                        message: str) -> None:
+def test_bad_values_fail_rendering_with_a_clear_message(
+    helm: str, args: list[str], message: str
+) -> None:
     proc = run([helm, "template", "dcsa", str(CHART), *args], check=False)
     assert proc.returncode != 0
     assert message.lower() in proc.stderr.lower(), proc.stderr
 
 
 def test_several_errors_are_reported_at_once(helm: str) -> None:
-    proc = run([helm, "template", "dcsa", str(CHART), "--set", "suggestion.metricsPort=6789",
-                "--set", "networkPolicy.enabled=true"], check=False)
+    proc = run(
+        [
+            helm,
+            "template",
+            "dcsa",
+            str(CHART),
+            "--set",
+            "suggestion.metricsPort=6789",
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
+        check=False,
+    )
     assert proc.returncode != 0
     assert "VALUES VALIDATION" in proc.stderr
     assert "metricsPort" in proc.stderr and "experimentNamespaces" in proc.stderr
 
 
 @pytest.mark.parametrize("k8s_version", ["1.25.0", "1.37.0"])
-def test_kubernetes_validate_strict(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path,
-                                    k8s_version: str) -> None:
+def test_kubernetes_validate_strict(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path, k8s_version: str
+) -> None:
     tool = need_tool("kubernetes-validate")
     files = []
     for name, docs in rendered.items():
@@ -133,7 +165,8 @@ def test_kubernetes_validate_strict(rendered: dict[str, list[dict[str, Any]]], t
 
 
 def test_operator_resources_have_the_operators_shape(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     """kubernetes-validate has no schema for monitoring.coreos.com; check the fields we use."""
     by_kind = kinds(rendered["monitoring"])
     (pm,) = by_kind["PodMonitor"]
@@ -142,8 +175,9 @@ def test_operator_resources_have_the_operators_shape(
     spec = pm["spec"]
     assert set(spec) == {"namespaceSelector", "selector", "podMetricsEndpoints"}
     assert spec["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
-    assert spec["selector"] == {"matchExpressions": [
-        {"key": "katib.kubeflow.org/suggestion", "operator": "Exists"}]}
+    assert spec["selector"] == {
+        "matchExpressions": [{"key": "katib.kubeflow.org/suggestion", "operator": "Exists"}]
+    }
     (ep,) = spec["podMetricsEndpoints"]
     assert ep["port"] == "metrics" and ep["path"] == "/metrics"
     allowed = {"sourceLabels", "targetLabel", "regex", "action", "replacement", "separator"}
@@ -155,10 +189,15 @@ def test_operator_resources_have_the_operators_shape(
     (rule,) = by_kind["PrometheusRule"]
     assert set(rule["spec"]) == {"groups"}
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert names == {"DcsaSuggestionRPCErrors", "DcsaSuggestionInvalidSettings",
-                     "DcsaSuggestionLatencyHigh", "DcsaSuggestionLatencyCritical",
-                     "DcsaSuggestionFallbacks", "DcsaSuggestionPodRestarting",
-                     "DcsaSuggestionOOMKilled"}
+    assert names == {
+        "DcsaSuggestionRPCErrors",
+        "DcsaSuggestionInvalidSettings",
+        "DcsaSuggestionLatencyHigh",
+        "DcsaSuggestionLatencyCritical",
+        "DcsaSuggestionFallbacks",
+        "DcsaSuggestionPodRestarting",
+        "DcsaSuggestionOOMKilled",
+    }
     (dash,) = [d for d in by_kind["ConfigMap"] if d["metadata"]["name"].endswith("-dashboard")]
     assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
 
@@ -169,21 +208,29 @@ def test_optional_features_are_off_by_default(rendered: dict[str, list[dict[str,
     assert [n["metadata"]["name"] for n in default["NetworkPolicy"]] == ["dcsa-deny-ingress"]
     assert not [c for c in default["ConfigMap"] if "dashboard" in c["metadata"]["name"]]
     assert {j["metadata"]["annotations"]["helm.sh/hook"] for j in default["Job"]} == {
-        "post-install,post-upgrade", "pre-delete"}
+        "post-install,post-upgrade",
+        "pre-delete",
+    }
 
 
-def test_checkov_finds_nothing_unexplained(rendered: dict[str, list[dict[str, Any]]],
-                                           tmp_path: Path) -> None:
+def test_checkov_finds_nothing_unexplained(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     checkov = need_tool("checkov")
     for name, docs in rendered.items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(docs))
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
-    proc = run([checkov, "--config-file", str(CHART / ".checkov.yaml"), "-d", str(tmp_path),
-                "-o", "json"], check=False, timeout=300, env=env)
+    proc = run(
+        [checkov, "--config-file", str(CHART / ".checkov.yaml"), "-d", str(tmp_path), "-o", "json"],
+        check=False,
+        timeout=300,
+        env=env,
+    )
     report = yaml.safe_load(proc.stdout)
     reports = report if isinstance(report, list) else [report]
-    failed = [(c["check_id"], c["resource"]) for r in reports
-              for c in r["results"]["failed_checks"]]
+    failed = [
+        (c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]
+    ]
     assert failed == [], failed
     assert sum(r["summary"]["passed"] for r in reports) > 500
     # Resource-level skips: only those explained in a checkov.io/skipN annotation of the one
@@ -243,60 +290,82 @@ def test_katib_entries(rendered: dict[str, list[dict[str, Any]]], name: str) -> 
         assert ("persistentVolumeClaimSpec" in e) is (name == "fromvolume")
     if name == "fromvolume":
         pvc = entries[0]["persistentVolumeClaimSpec"]
-        assert pvc == {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
-                       "resources": {"requests": {"storage": "2Gi"}}}
+        assert pvc == {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "standard",
+            "resources": {"requests": {"storage": "2Gi"}},
+        }
         assert entries[0]["volumeMountPath"] == "/opt/katib/data"
     if name == "custom":
-        assert entries[0]["image"] == ("registry.example.com/ml/dcsa@sha256:"
-                                       "0123456789abcdef0123456789abcdef"
-                                       "0123456789abcdef0123456789abcdef")
+        assert entries[0]["image"] == (
+            "registry.example.com/ml/dcsa@sha256:"
+            "0123456789abcdef0123456789abcdef"
+            "0123456789abcdef0123456789abcdef"
+        )
         assert entries[0]["serviceAccountName"] == "dcsa-suggestion"
         assert {"name": "DCSA_GRACE", "value": "20"} in entries[0]["env"]
 
 
-def test_snippet_mode_renders_no_job_and_no_rbac(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_snippet_mode_renders_no_job_and_no_rbac(rendered: dict[str, list[dict[str, Any]]]) -> None:
     by_kind = kinds(rendered["snippet"])
     assert not {"Job", "Role", "RoleBinding", "ServiceAccount"} & set(by_kind)
 
 
 def test_plain_jobs_render_only_the_add_job_without_hooks(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     (job,) = kinds(rendered["plain-jobs"])["Job"]
     assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["katib-config",
-                                                                           "add"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["katib-config", "add"]
 
 
 def test_network_policy_allows_katib_and_monitoring_only(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
-    policies = [p for p in kinds(rendered["networkpolicy"])["NetworkPolicy"]
-                if p["metadata"]["name"] == "dcsa-suggestions"]
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    policies = [
+        p
+        for p in kinds(rendered["networkpolicy"])["NetworkPolicy"]
+        if p["metadata"]["name"] == "dcsa-suggestions"
+    ]
     assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
     ingress = policies[0]["spec"]["ingress"]
     assert ingress == [
-        {"from": [{"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": "kubeflow"}}}],
-         "ports": [{"protocol": "TCP", "port": 6789}]},
-        {"from": [{"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": "observability"}}}],
-         "ports": [{"protocol": "TCP", "port": 8000}]},
+        {
+            "from": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}
+            ],
+            "ports": [{"protocol": "TCP", "port": 6789}],
+        },
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "observability"}
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8000}],
+        },
     ]
 
 
 def test_helm_test_pod_script_checks_a_real_server(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     """Run the `helm test` pod's own script here, against a real `dcsa serve`."""
     (pod,) = [d for d in rendered["default"] if d["kind"] == "Pod"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python", "-c"]
-    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]},
-           "TEST_GRPC_PORT": str(free_port()), "DCSA_METRICS_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        **{e["name"]: e["value"] for e in container["env"]},
+        "TEST_GRPC_PORT": str(free_port()),
+        "DCSA_METRICS_PORT": str(free_port()),
+    }
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env["PATH"]
-    proc = run([sys.executable, "-c", container["args"][0]], env=env, timeout=120,
-               check=False)
+    proc = run([sys.executable, "-c", container["args"][0]], env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "health 'manager.v1beta1.Suggestion': SERVING" in proc.stdout
     assert "metrics: ok" in proc.stdout

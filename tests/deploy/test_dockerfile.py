@@ -35,7 +35,7 @@ def test_multi_stage_pinned_non_root_exec_form() -> None:
     bases = [args.split()[0] for word, args in steps if word == "FROM"]
     assert len(bases) == 2
     assert all(re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", b) for b in bases), bases
-    last = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM"):]
+    last = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM") :]
     (user,) = [args for word, args in last if word == "USER"]
     uid = user.split(":")[0]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -49,11 +49,22 @@ def test_multi_stage_pinned_non_root_exec_form() -> None:
 
 
 def test_dockerignore_keeps_what_the_build_copies() -> None:
-    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
-    copied = ["pyproject.toml", "README.md", "suggestion_service/server.py",
-              "suggestion_service/k8s/katib_config.py", "trial_image/train.py"]
+    patterns = [
+        p.strip()
+        for p in (REPO / ".dockerignore").read_text().splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
+    copied = [
+        "pyproject.toml",
+        "README.md",
+        "suggestion_service/server.py",
+        "suggestion_service/k8s/katib_config.py",
+        "trial_image/train.py",
+    ]
     for path in copied:
-        assert not any(fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")
-                       for p in patterns if not p.startswith("!")), path
+        assert not any(
+            fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")
+            for p in patterns
+            if not p.startswith("!")
+        ), path
     assert ".git" in patterns and ".venv" in patterns

@@ -21,15 +21,29 @@ from suggestion_service.k8s.katib_config import (
 from .conftest import FIXTURES
 
 STOCK = (FIXTURES / "katib-config.yaml").read_text()
-KATIB_NAMES = ["random", "tpe", "grid", "hyperband", "bayesianoptimization", "cmaes", "sobol",
-               "multivariate-tpe", "enas", "darts", "pbt"]
+KATIB_NAMES = [
+    "random",
+    "tpe",
+    "grid",
+    "hyperband",
+    "bayesianoptimization",
+    "cmaes",
+    "sobol",
+    "multivariate-tpe",
+    "enas",
+    "darts",
+    "pbt",
+]
 
 
 def entry(name: str, image: str = "dcsa:1", memory: str = "1Gi") -> dict[str, Any]:
-    return {"algorithmName": name, "image": image,
-            "resources": {"limits": {"memory": memory, "cpu": "2"}},
-            "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
-            "ports": [{"name": "metrics", "containerPort": 8000, "protocol": "TCP"}]}
+    return {
+        "algorithmName": name,
+        "image": image,
+        "resources": {"limits": {"memory": memory, "cpu": "2"}},
+        "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
+        "ports": [{"name": "metrics", "containerPort": 8000, "protocol": "TCP"}],
+    }
 
 
 OURS = [entry("dcsa-bo"), entry("dc-bo"), entry("sa-bo"), entry("gp-bo")]
@@ -51,9 +65,10 @@ def test_add_appends_ours_and_keeps_every_other_byte() -> None:
     doc = yaml.safe_load(result.text)
     original = yaml.safe_load(STOCK)
     assert doc["runtime"]["suggestions"][: len(KATIB_NAMES)] == original["runtime"]["suggestions"]
-    assert doc["runtime"]["suggestions"][len(KATIB_NAMES):] == OURS
+    assert doc["runtime"]["suggestions"][len(KATIB_NAMES) :] == OURS
     assert {k: v for k, v in doc.items() if k != "runtime"} == {
-        k: v for k, v in original.items() if k != "runtime"}
+        k: v for k, v in original.items() if k != "runtime"
+    }
     assert doc["runtime"]["earlyStoppings"] == original["runtime"]["earlyStoppings"]
 
 
@@ -69,8 +84,9 @@ def test_add_is_idempotent_and_remove_restores_the_exact_text() -> None:
 
 def test_add_replaces_our_changed_entries_and_drops_names_no_longer_registered() -> None:
     first = add_entries(STOCK, OURS, owned=())
-    updated = add_entries(first.text, [entry("dcsa-bo", image="dcsa:2", memory="3Gi")],
-                          owned=first.owned)
+    updated = add_entries(
+        first.text, [entry("dcsa-bo", image="dcsa:2", memory="3Gi")], owned=first.owned
+    )
     suggestions = yaml.safe_load(updated.text)["runtime"]["suggestions"]
     assert [e["algorithmName"] for e in suggestions] == [*KATIB_NAMES, "dcsa-bo"]
     assert suggestions[-1]["image"] == "dcsa:2"
@@ -130,26 +146,34 @@ def test_removing_every_entry_leaves_a_valid_document() -> None:
     assert doc["kind"] == "K"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("- a\n- b\n", "must be a YAML mapping"),
-    ("runtime: [1]\n", "runtime must be a mapping"),
-    ("runtime:\n  suggestions: {a: 1}\n", "runtime.suggestions must be a list"),
-    ("runtime: {\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ("runtime: [1]\n", "runtime must be a mapping"),
+        ("runtime:\n  suggestions: {a: 1}\n", "runtime.suggestions must be a list"),
+        ("runtime: {\n", "not valid YAML"),
+    ],
+)
 def test_malformed_config_is_rejected_with_a_clear_message(text: str, message: str) -> None:
     with pytest.raises(KatibConfigError, match=message):
         add_entries(text, OURS, owned=())
 
 
-@pytest.mark.parametrize(("entries", "message"), [
-    ([], "non-empty YAML list"),
-    ([{"algorithmName": "Bad_Name", "image": "x"}], "DNS-1123"),
-    ([entry("dcsa-bo"), entry("dcsa-bo")], "appears twice"),
-    ([{"algorithmName": "dcsa-bo", "image": ""}], "image must be"),
-    ([{"algorithmName": "dcsa-bo", "image": "x"}], "resources.limits.memory"),
-    ([{**entry("dcsa-bo"), "ports": [{"name": "suggestion-api", "containerPort": 6789}]}],
-     "reserved by Katib"),
-])
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([], "non-empty YAML list"),
+        ([{"algorithmName": "Bad_Name", "image": "x"}], "DNS-1123"),
+        ([entry("dcsa-bo"), entry("dcsa-bo")], "appears twice"),
+        ([{"algorithmName": "dcsa-bo", "image": ""}], "image must be"),
+        ([{"algorithmName": "dcsa-bo", "image": "x"}], "resources.limits.memory"),
+        (
+            [{**entry("dcsa-bo"), "ports": [{"name": "suggestion-api", "containerPort": 6789}]}],
+            "reserved by Katib",
+        ),
+    ],
+)
 def test_invalid_entries_are_rejected(entries: list[Any], message: str) -> None:
     with pytest.raises(KatibConfigError, match=message):
         validate_entries(entries)
