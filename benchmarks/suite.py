@@ -1,0 +1,448 @@
+"""The synthetic multi-subnetwork suite, driven through the real gRPC API as Katib would call it.
+
+Arms: ``random``, ``gp-bo``, ``dc-bo``, ``sa-bo``, ``dcsa-bo`` (one ``dcsa serve`` process per
+worker), ``skopt`` (the Katib-equivalent ``bayesianoptimization`` service of
+``benchmarks/skopt_service.py``, same transport) and ``tpe`` (Optuna's multivariate TPE, in
+process). Problems: ``benchmarks/synthetic.py`` (``unequal``, ``equal``, ``interaction-<l>``,
+each optionally ``-noise0.01``). Definitions of every number: docs/benchmarks.md.
+
+Run from the repository root::
+
+    python -m benchmarks.suite --preset quick    # a few minutes
+    python -m benchmarks.suite --preset medium   # about an hour on 2 shared cores
+    python -m benchmarks.suite --preset full     # everything of issue 3 (many hours)
+
+Writes ``runs.json``, ``table.md`` and ``convergence-<problem>-b<batch>.png`` under ``--out``.
+Completed runs are also appended to ``<out>/checkpoint.jsonl``; a later invocation with the same
+out directory reuses every run whose code fingerprint still matches (``--fresh`` ignores them),
+so an interrupted suite resumes and ``--deadline`` can stop it in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import queue
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as ``python benchmarks/suite.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _suite_report as report
+from benchmarks._suite_drive import ARMS, DCSA_ARMS, REPO, SKOPT, TPE, Task, problem, worker_main
+
+BASE_PROBLEMS = ("unequal", "equal", "interaction-0", "interaction-0.1", "interaction-0.5")
+NOISE = 0.01
+
+
+def skopt_priority(prob: str) -> tuple[int, str]:
+    """Order of the skopt arm's cells: where a target is measured against it first."""
+    order = ("unequal", "equal", "interaction-0.5", "interaction-0", "interaction-0.1")
+    base, _sep, noise = prob.partition("-noise")
+    return (order.index(base) if base in order else len(order), noise)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Block:
+    """Problems x batch sizes run with the same arms, seeds and budget."""
+
+    problems: tuple[str, ...]
+    batches: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    blocks: tuple[Block, ...]
+    arms: tuple[str, ...]
+    seeds: int
+    budget: int
+    skopt_seeds: int | None = None  # cap on skopt's seeds (it is slow); None: all
+    doc: str = ""
+
+
+PRESETS = {
+    "quick": Preset(
+        blocks=(Block(problems=("unequal", "equal"), batches=(1,)),),
+        arms=("random", "gp-bo", "dcsa-bo"),
+        seeds=3,
+        budget=40,
+        doc="unequal and equal, random/gp-bo/dcsa-bo, 3 seeds, 40 trials, batch 1",
+    ),
+    "medium": Preset(
+        blocks=(
+            Block(problems=BASE_PROBLEMS, batches=(1,)),
+            Block(problems=("unequal",), batches=(4,)),
+        ),
+        arms=ARMS,
+        seeds=10,
+        budget=100,
+        doc="the 5 noise-free problems at batch 1 plus unequal at batch 4, all 7 arms, "
+        "10 seeds, 100 trials (skopt: as many seeds as --skopt-seeds / --deadline allow)",
+    ),
+    "full": Preset(
+        blocks=(
+            Block(
+                problems=BASE_PROBLEMS + tuple(f"{p}-noise{NOISE:g}" for p in BASE_PROBLEMS),
+                batches=(1, 4),
+            ),
+        ),
+        arms=ARMS,
+        seeds=10,
+        budget=100,
+        doc="the 5 problems with noise 0 and 0.01, batch 1 and 4, all 7 arms, 10 seeds, 100 trials",
+    ),
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.suite",
+        description="Synthetic multi-subnetwork suite through the Katib gRPC API.",
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--problems", nargs="+", default=None, help="replace the preset's problems")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=None, help="subset of arms")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per arm")
+    p.add_argument("--budget", type=int, default=None, help="trials per run")
+    p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes")
+    p.add_argument(
+        "--skopt-seeds", type=int, default=None, help="cap on the skopt arm's seeds (slow arm)"
+    )
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument(
+        "--deadline",
+        default=None,
+        help="UTC HH:MM after which no new run starts; the report covers what finished",
+    )
+    p.add_argument("--fresh", action="store_true", help="ignore the checkpoint's runs")
+    p.add_argument("--report-only", action="store_true", help="no runs: report from the checkpoint")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default benchmarks/results/suite; quick: .../suite/quick)",
+    )
+    ns = p.parse_args(argv)
+    if ns.out is None:
+        ns.out = REPO / "benchmarks" / "results" / "suite"
+        if ns.preset == "quick":
+            ns.out /= "quick"
+    for name in ("seeds", "budget", "jobs"):
+        value = getattr(ns, name)
+        if value is not None and value < 1:
+            p.error(f"--{name} must be at least 1")
+    for name in ns.problems or ():
+        try:
+            problem(name)
+        except KeyError as exc:
+            p.error(str(exc))
+    return ns
+
+
+# ---- the plan -----------------------------------------------------------------------------------
+def plan(ns: argparse.Namespace) -> tuple[list[Task], dict[str, Any]]:
+    """The runs of this invocation, seed-major and with the arms interleaved, so that a
+    deadline cuts the last seeds of every arm alike and load on shared cores hits all arms."""
+    preset = PRESETS[ns.preset]
+    blocks = preset.blocks
+    if ns.problems or ns.batch:
+        problems = tuple(ns.problems or dict.fromkeys(p for b in blocks for p in b.problems))
+        batches = tuple(ns.batch or dict.fromkeys(x for b in blocks for x in b.batches))
+        blocks = (Block(problems=problems, batches=batches),)
+    arms = tuple(ns.arms or preset.arms)
+    seeds = ns.seeds or preset.seeds
+    budget = ns.budget or preset.budget
+    skopt_seeds = ns.skopt_seeds if ns.skopt_seeds is not None else preset.skopt_seeds
+    cells = [(p, b) for block in blocks for b in block.batches for p in block.problems]
+    fast = tuple(a for a in arms if a != SKOPT)
+    tasks: list[Task] = []
+    for seed in range(seeds):
+        for i, (prob, batch) in enumerate(cells):
+            k = (seed + i) % max(len(fast), 1)
+            for arm in fast[k:] + fast[:k]:  # rotate which arm goes first
+                tasks.append(Task(problem=prob, arm=arm, batch=batch, seed=seed, budget=budget))
+    if SKOPT in arms:
+        # The slow arm goes last, the cells that carry a target against it first, so that a
+        # deadline cuts skopt's seeds and nothing else.
+        n_skopt = seeds if skopt_seeds is None else min(seeds, skopt_seeds)
+        for prob, batch in sorted(cells, key=lambda c: (skopt_priority(c[0]), c[1])):
+            for seed in range(n_skopt):
+                tasks.append(Task(problem=prob, arm=SKOPT, batch=batch, seed=seed, budget=budget))
+    info = {
+        "preset": ns.preset,
+        "preset_doc": preset.doc,
+        "blocks": [{"problems": list(b.problems), "batches": list(b.batches)} for b in blocks],
+        "arms": list(arms),
+        "seeds": seeds,
+        "budget": budget,
+        "skopt_seeds": skopt_seeds,
+    }
+    return tasks, info
+
+
+# ---- fingerprints and the checkpoint -----------------------------------------------------------
+def _digest(paths: Iterable[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        h.update(str(path.relative_to(REPO)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def fingerprints() -> dict[str, str]:
+    """What each arm's results depend on; a checkpointed run is reused only if it matches."""
+    bench = REPO / "benchmarks"
+    common = [bench / "synthetic.py", bench / "_suite_drive.py"]
+    service = [
+        p for p in (REPO / "suggestion_service").rglob("*.py") if "__pycache__" not in p.parts
+    ]
+    dcsa = _digest(common + service, f"numpy {_version('numpy')} scipy {_version('scipy')}")
+    skopt = _digest(
+        [*common, bench / "skopt_service.py", bench / "_latency_common.py"],
+        f"skopt {_version('scikit-optimize')} sklearn {_version('scikit-learn')}",
+    )
+    tpe = _digest(common, f"optuna {_version('optuna')}")
+    return {**dict.fromkeys(DCSA_ARMS, dcsa), SKOPT: skopt, TPE: tpe}
+
+
+def load_checkpoint(path: Path, prints: dict[str, str]) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by an interrupted write
+        run = entry["run"]
+        if entry["fingerprint"] == prints.get(run["arm"]) and not run["error"]:
+            done[entry["key"]] = run
+    return done
+
+
+# ---- running ----------------------------------------------------------------------------------
+def _deadline(text: str | None) -> float | None:
+    """``HH:MM`` UTC today (tomorrow if already past) as a ``time.time()`` value."""
+    if text is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    hh, mm = (int(x) for x in text.split(":"))
+    at = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if at < now - dt.timedelta(hours=12):
+        at += dt.timedelta(days=1)
+    return at.timestamp()
+
+
+def execute(
+    tasks: Sequence[Task],
+    *,
+    jobs: int,
+    checkpoint: Path,
+    prints: dict[str, str],
+    deadline: float | None,
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Run ``tasks`` on ``jobs`` workers, appending each result to the checkpoint as it comes.
+    Returns the results by key and how many tasks the deadline left unstarted."""
+    ctx = mp.get_context("spawn")
+    task_q: Any = ctx.Queue()
+    result_q: Any = ctx.Queue()
+    workers = [
+        ctx.Process(target=worker_main, args=(task_q, result_q, i), daemon=True)
+        for i in range(min(jobs, len(tasks)))
+    ]
+    for w in workers:
+        w.start()
+    pending = list(tasks)
+    out: dict[str, dict[str, Any]] = {}
+    in_flight = 0
+    started = time.monotonic()
+
+    def dispatch() -> None:
+        nonlocal in_flight
+        if pending and (deadline is None or time.time() < deadline):
+            task_q.put(pending.pop(0))
+            in_flight += 1
+
+    try:
+        for _ in workers:
+            dispatch()
+        with checkpoint.open("a") as ck:
+            while in_flight:
+                try:
+                    key, run = result_q.get(timeout=5.0)
+                except queue.Empty:
+                    if not any(w.is_alive() for w in workers):
+                        raise RuntimeError("every worker died") from None
+                    continue
+                in_flight -= 1
+                out[key] = run
+                arm = run["arm"]
+                ck.write(json.dumps({"key": key, "fingerprint": prints[arm], "run": run}) + "\n")
+                ck.flush()
+                _progress(run, len(out), len(tasks), time.monotonic() - started)
+                dispatch()
+        for _ in workers:
+            task_q.put(None)
+        for w in workers:
+            w.join(timeout=30)
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+                w.join(timeout=30)
+    return out, len(pending)
+
+
+def _progress(run: dict[str, Any], done: int, total: int, elapsed: float) -> None:
+    vals = run["values"]
+    best = min(vals) if vals else float("nan")
+    eta = elapsed / done * (total - done)
+    err = f" ERROR {run['error'].splitlines()[-1]}" if run["error"] else ""
+    print(
+        f"[{done}/{total} {elapsed / 60:5.1f} min, eta {eta / 60:5.1f} min] "
+        f"{run['problem']:16s} b{run['batch']} {run['arm']:8s} s{run['seed']:<2d} "
+        f"best {best:.4g} {run['wall_seconds']:7.1f} s load {run.get('load1_at_start', 0):.1f}"
+        f"{err}",
+        flush=True,
+    )
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+def command_line(argv: Sequence[str] | None) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", "-m", "benchmarks.suite", *args])
+
+
+def seeds_per_arm(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    out: dict[str, Counter[str]] = {}
+    for r in runs:
+        if r["error"]:
+            continue
+        out.setdefault(f"{r['problem']} b{r['batch']}", Counter())[r["arm"]] += 1
+    return {cell: dict(c) for cell, c in out.items()}
+
+
+def write_outputs(
+    ns: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    meta: dict[str, Any],
+    argv: Sequence[str] | None,
+) -> None:
+    out = ns.out
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = report.summarise([r for r in runs if not r["error"]])
+    (out / "runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
+    lines = [
+        "# Synthetic multi-subnetwork suite",
+        "",
+        "Produced by:",
+        "",
+        "```",
+        meta["command"],
+        "```",
+        "",
+        f"Preset `{meta['plan']['preset']}`: {meta['plan']['preset_doc']}. "
+        f"Budget {meta['plan']['budget']} trials; seeds per arm below (skopt cap "
+        f"{meta['plan']['skopt_seeds']}); {meta['jobs']} worker(s) on {meta['cpus']} CPU(s), "
+        f"suite wall time {meta['wall_seconds'] / 60:.1f} min"
+        + (
+            f" (+ {meta['reused_runs']} runs reused from the checkpoint, same code fingerprint)"
+            if meta["reused_runs"]
+            else ""
+        )
+        + (f"; {meta['unstarted']} runs not started (deadline)" if meta["unstarted"] else "")
+        + f". Finished {meta['finished_utc']}.",
+        "",
+        "Efficiency = T_base(target) / T_arm(target), target = the baseline's final median "
+        "best-so-far, T = first trial where the arm's median best-so-far curve reaches it; "
+        "'< x' means the arm never reached it (bound). AUC = mean of the median best-so-far "
+        "curve (objective units). s/call = mean wall time of one GetSuggestions call (Optuna: "
+        "of the batch's asks). See docs/benchmarks.md.",
+        "",
+        "## Verdicts (issue 3 targets, medians over seeds)",
+        "",
+        *(report.verdicts(summaries) or ["- no target applies to these problems"]),
+        "",
+        "## Table",
+        "",
+        report.table_md(summaries),
+    ]
+    (out / "table.md").write_text("\n".join(lines))
+    if not ns.no_plot:
+        report.plot(summaries, out)
+    print("\n".join(lines[lines.index("## Verdicts (issue 3 targets, medians over seeds)") :]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parse_args(argv)
+    tasks, info = plan(ns)
+    ns.out.mkdir(parents=True, exist_ok=True)
+    checkpoint = ns.out / "checkpoint.jsonl"
+    prints = fingerprints()
+    done = {} if ns.fresh else load_checkpoint(checkpoint, prints)
+    todo = [t for t in tasks if t.key not in done]
+    print(
+        f"# {len(tasks)} runs planned, {len(tasks) - len(todo)} reused from {checkpoint}, "
+        f"{len(todo)} to run on {ns.jobs} worker(s)",
+        flush=True,
+    )
+    started = time.monotonic()
+    fresh: dict[str, dict[str, Any]] = {}
+    unstarted = 0
+    if todo and not ns.report_only:
+        fresh, unstarted = execute(
+            todo,
+            jobs=ns.jobs,
+            checkpoint=checkpoint,
+            prints=prints,
+            deadline=_deadline(ns.deadline),
+        )
+    runs = [fresh.get(t.key) or done.get(t.key) for t in tasks]
+    kept = [r for r in runs if r is not None]
+    meta = {
+        "command": command_line(argv),
+        "plan": info,
+        "jobs": ns.jobs,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            d: _version(d) for d in ("numpy", "scipy", "scikit-optimize", "optuna", "grpcio")
+        },
+        "fingerprints": prints,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "reused_runs": sum(t.key in done and t.key not in fresh for t in tasks),
+        "unstarted": unstarted + (len(todo) if ns.report_only else 0),
+        "seeds_per_arm": seeds_per_arm(kept),
+    }
+    write_outputs(ns, kept, meta, argv)
+    failed = [r for r in fresh.values() if r["error"]]
+    for r in failed:
+        print(f"FAILED {r['problem']} {r['arm']} b{r['batch']} s{r['seed']}: {r['error']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
