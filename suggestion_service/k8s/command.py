@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .configmap import Target, apply, load_client
+from .configmap import KatibConfigNotFoundError, Target, apply, load_client
 from .katib_config import KatibConfigError, validate_entries
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ def katib_config_command(
 ) -> int:
     """Run the command; return the process exit code (0 ok, 2 refused or invalid input).
 
+    ``remove`` succeeds when the ConfigMap is gone, so that uninstalling after Katib works.
+
     With ``dry_run`` the resulting katib-config.yaml is written to stdout and nothing changes.
     """
     try:
@@ -45,6 +47,13 @@ def katib_config_command(
             entries = read_entries(entries_path)
         api = load_client(kubeconfig)
         outcome = apply(api, target, action, entries, dry_run=dry_run, retries=retries)
+    except KatibConfigNotFoundError as exc:
+        if action == "remove":
+            # Nothing left to clean up (Katib uninstalled first): do not block helm uninstall.
+            log.warning("%s; nothing to remove", exc)
+            return 0
+        log.error("%s", exc)
+        return 2
     except KatibConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -26,7 +26,27 @@ from .katib_config import (
 
 log = logging.getLogger(__name__)
 
+_FORBIDDEN = 403
+_NOT_FOUND = 404
 _CONFLICT = 409
+
+
+class KatibConfigNotFoundError(KatibConfigError):
+    """The katib-config ConfigMap does not exist (Katib not installed, or already removed)."""
+
+
+def _raise_readable(exc: Any, target: Target) -> None:
+    """Turn the API errors a user can act on into messages that say what to do."""
+    where = f"ConfigMap {target.namespace}/{target.name}"
+    if exc.status == _NOT_FOUND:
+        raise KatibConfigNotFoundError(
+            f"{where} not found: is Katib installed in namespace {target.namespace!r}?"
+        ) from None
+    if exc.status == _FORBIDDEN:
+        raise KatibConfigError(
+            f"not allowed to read or patch {where}: the ServiceAccount needs get and patch on "
+            f"it (the chart's Role in {target.namespace!r}); API server said: {exc.reason}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -89,7 +109,9 @@ def apply(
         The outcome of the last attempt.
 
     Raises:
-        KatibConfigError: the ConfigMap lacks the key or the file cannot be merged.
+        KatibConfigNotFoundError: the ConfigMap does not exist.
+        KatibConfigError: the ConfigMap lacks the key, the file cannot be merged, or RBAC
+            forbids reading or patching it.
         kubernetes.client.ApiException: any API error other than a conflict, or a conflict
             after ``retries`` retries.
     """
@@ -100,7 +122,11 @@ def apply(
     attempt = 0
     while True:
         attempt += 1
-        cm = api.read_namespaced_config_map(target.name, target.namespace)
+        try:
+            cm = api.read_namespaced_config_map(target.name, target.namespace)
+        except api_exception as exc:
+            _raise_readable(exc, target)
+            raise
         data = cm.data or {}
         if target.key not in data:
             raise KatibConfigError(
@@ -138,6 +164,7 @@ def apply(
                 target.name, target.namespace, body, _content_type="application/merge-patch+json"
             )
         except api_exception as exc:
+            _raise_readable(exc, target)
             if exc.status == _CONFLICT and attempt <= retries:
                 delay = min(0.2 * 2 ** (attempt - 1), 5.0)
                 log.info("katib-config changed while we edited it; retrying in %.1f s", delay)

@@ -350,3 +350,49 @@ def test_rendered_manifests_pass_server_side_dry_run(
         path.write_text(yaml.safe_dump_all(docs))
         proc = api.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
         assert proc.returncode == 0, f"{values.name}: {proc.stderr}"
+
+
+def test_missing_configmap_and_missing_rights_give_clear_exit_codes(
+    cluster: ApiServer, tmp_path: Path, helm: str
+) -> None:
+    api = cluster
+    api.kubectl("create", "namespace", "no-katib-here")
+    base = [sys.executable, "-m", "suggestion_service", "katib-config"]
+    kube = f"--kubeconfig={api.kubeconfig}"
+    # remove with Katib gone: nothing to do, success (helm uninstall must not get stuck)
+    proc = run([*base, "remove", "--namespace=no-katib-here", kube], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "not found" in proc.stderr and "nothing to remove" in proc.stderr
+    out = run(
+        [
+            helm,
+            "template",
+            RELEASE,
+            str(CHART),
+            "--show-only",
+            "templates/katib-entries-configmap.yaml",
+        ]
+    ).stdout
+    entries = tmp_path / "entries.yaml"
+    entries.write_text(yaml.safe_load(out)["data"]["entries.yaml"])
+    # add with Katib missing: a clear error, exit code 2
+    proc = run(
+        [*base, "add", f"--entries={entries}", "--namespace=no-katib-here", kube], check=False
+    )
+    assert proc.returncode == 2
+    assert "is Katib installed in namespace 'no-katib-here'" in proc.stderr
+    # a ServiceAccount without the Role: a message that names the missing rights
+    api.kubectl("create", "namespace", NS, check=False)  # when run on its own
+    api.kubectl("-n", NS, "create", "serviceaccount", "nobody")
+    proc = run(
+        [
+            *base,
+            "add",
+            f"--entries={entries}",
+            f"--kubeconfig={sa_kubeconfig(api, tmp_path, 'nobody')}",
+        ],
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "needs get and patch" in proc.stderr
+    assert read_cm(api)["data"]["katib-config.yaml"] == STOCK
