@@ -29,6 +29,7 @@ import os
 import platform
 import queue
 import shlex
+import statistics
 import sys
 import time
 from collections import Counter
@@ -125,7 +126,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--deadline",
         default=None,
-        help="UTC HH:MM after which no new run starts; the report covers what finished",
+        help="UTC HH:MM: a run starts only if expected (median wall time of its arm and batch "
+        "so far) to finish by then; the report covers what finished",
     )
     p.add_argument("--fresh", action="store_true", help="ignore the checkpoint's runs")
     p.add_argument("--report-only", action="store_true", help="no runs: report from the checkpoint")
@@ -261,9 +263,14 @@ def execute(
     checkpoint: Path,
     prints: dict[str, str],
     deadline: float | None,
+    past: Iterable[dict[str, Any]] = (),
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """Run ``tasks`` on ``jobs`` workers, appending each result to the checkpoint as it comes.
-    Returns the results by key and how many tasks the deadline left unstarted."""
+
+    With a ``deadline``, a task starts only if it is expected to finish by then: its expected
+    duration is the median wall time of the runs of the same arm and batch seen so far (``past``
+    runs, e.g. from the checkpoint, and this execution's). Returns the results by key and how
+    many tasks were left unstarted."""
     ctx = mp.get_context("spawn")
     task_q: Any = ctx.Queue()
     result_q: Any = ctx.Queue()
@@ -276,13 +283,24 @@ def execute(
     pending = list(tasks)
     out: dict[str, dict[str, Any]] = {}
     in_flight = 0
+    skipped: list[Task] = []
     started = time.monotonic()
+
+    walls: dict[tuple[str, int], list[float]] = {}
+    for run in past:
+        walls.setdefault((run["arm"], run["batch"]), []).append(run["wall_seconds"])
 
     def dispatch() -> None:
         nonlocal in_flight
-        if pending and (deadline is None or time.time() < deadline):
-            task_q.put(pending.pop(0))
-            in_flight += 1
+        while pending:
+            task = pending.pop(0)
+            seen = walls.get((task.arm, task.batch))
+            expected = statistics.median(seen) if seen else 0.0
+            if deadline is None or time.time() + expected < deadline:
+                task_q.put(task)
+                in_flight += 1
+                return
+            skipped.append(task)
 
     try:
         for _ in workers:
@@ -298,6 +316,8 @@ def execute(
                 in_flight -= 1
                 out[key] = run
                 arm = run["arm"]
+                if not run["error"]:
+                    walls.setdefault((arm, run["batch"]), []).append(run["wall_seconds"])
                 ck.write(json.dumps({"key": key, "fingerprint": prints[arm], "run": run}) + "\n")
                 ck.flush()
                 _progress(run, len(out), len(tasks), time.monotonic() - started)
@@ -311,7 +331,7 @@ def execute(
             if w.is_alive():
                 w.terminate()
                 w.join(timeout=30)
-    return out, len(pending)
+    return out, len(pending) + len(skipped)
 
 
 def _progress(run: dict[str, Any], done: int, total: int, elapsed: float) -> None:
@@ -417,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint=checkpoint,
             prints=prints,
             deadline=_deadline(ns.deadline),
+            past=done.values(),
         )
     runs = [fresh.get(t.key) or done.get(t.key) for t in tasks]
     kept = [r for r in runs if r is not None]
