@@ -30,8 +30,8 @@ def settings_table() -> str:
     lines = ["| setting | type | default | algorithms | meaning |", "|---|---|---|---|---|"]
     for name, (type_name, default, doc, algs) in seen.items():
         where = "all" if len(algs) == len(names) else ", ".join(algs)
-        doc = doc.replace("<", "&lt;").replace("|", "\\|")
-        lines.append(f"| `{name}` | {type_name} | `{default}` | {where} | {doc} |")
+        text = doc.replace("<", "&lt;").replace("|", "\\|")
+        lines.append(f"| `{name}` | {type_name} | `{default}` | {where} | {text} |")
     return "\n".join(lines)
 
 
@@ -59,9 +59,7 @@ BLOCKS = {"settings": settings_table, "metrics": metrics_table}
 
 def render(text: str) -> str:
     for key, fn in BLOCKS.items():
-        pattern = re.compile(
-            rf"(<!-- BEGIN {key} -->\n)(?:.*?\n)?(<!-- END {key} -->)", flags=re.S
-        )
+        pattern = re.compile(rf"(<!-- BEGIN {key} -->\n)(?:.*?\n)?(<!-- END {key} -->)", flags=re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md lacks the {key} markers")
         text = pattern.sub(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), text)

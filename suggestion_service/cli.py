@@ -48,17 +48,36 @@ def _env_int(name: str, default: int) -> int:
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the Katib suggestion gRPC server")
-    p.add_argument("--host", default=os.environ.get("DCSA_HOST", "0.0.0.0"),
-                   help="address to listen on (env DCSA_HOST; default 0.0.0.0, as Katib needs)")
-    p.add_argument("--port", type=int, default=_env_int("DCSA_PORT", 6789),
-                   help="gRPC port (env DCSA_PORT; default 6789, Katib's)")
-    p.add_argument("--metrics-port", type=int, default=_env_int("DCSA_METRICS_PORT", 8000),
-                   help="Prometheus /metrics port; 0 picks a free port, -1 disables "
-                        "(env DCSA_METRICS_PORT; default 8000)")
-    p.add_argument("--workers", type=int, default=_env_int("DCSA_WORKERS", 4),
-                   help="gRPC worker threads (env DCSA_WORKERS; default 4)")
-    p.add_argument("--grace", type=float, default=float(os.environ.get("DCSA_GRACE", "10")),
-                   help="seconds in-flight calls get to finish on SIGTERM (env DCSA_GRACE)")
+    p.add_argument(
+        "--host",
+        default=os.environ.get("DCSA_HOST", "0.0.0.0"),
+        help="address to listen on (env DCSA_HOST; default 0.0.0.0, as Katib needs)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("DCSA_PORT", 6789),
+        help="gRPC port (env DCSA_PORT; default 6789, Katib's)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("DCSA_METRICS_PORT", 8000),
+        help="Prometheus /metrics port; 0 picks a free port, -1 disables "
+        "(env DCSA_METRICS_PORT; default 8000)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=_env_int("DCSA_WORKERS", 4),
+        help="gRPC worker threads (env DCSA_WORKERS; default 4)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=float(os.environ.get("DCSA_GRACE", "10")),
+        help="seconds in-flight calls get to finish on SIGTERM (env DCSA_GRACE)",
+    )
     p.add_argument(
         "--blas-threads",
         type=int,
@@ -72,9 +91,16 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _serve(ns: argparse.Namespace) -> int:
     from .server import ServerConfig, serve_forever
 
-    return serve_forever(ServerConfig(host=ns.host, port=ns.port, metrics_port=ns.metrics_port,
-                                      workers=ns.workers, grace=ns.grace,
-                                      blas_threads=ns.blas_threads))
+    return serve_forever(
+        ServerConfig(
+            host=ns.host,
+            port=ns.port,
+            metrics_port=ns.metrics_port,
+            workers=ns.workers,
+            grace=ns.grace,
+            blas_threads=ns.blas_threads,
+        )
+    )
 
 
 def _add_katib_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,14 +246,22 @@ def _run(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcsa", description="DC and SA Bayesian optimization "
-                                     "for Kubeflow Katib.")
+    parser = argparse.ArgumentParser(
+        prog="dcsa", description="DC and SA Bayesian optimization for Kubeflow Katib."
+    )
     parser.add_argument("--version", action="version", version=f"dcsa {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("DCSA_LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"],
-                        help="log level (env DCSA_LOG_LEVEL)")
-    parser.add_argument("--log-format", default=os.environ.get("DCSA_LOG_FORMAT", "text"),
-                        choices=["text", "json"], help="log format (env DCSA_LOG_FORMAT)")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("DCSA_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log level (env DCSA_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get("DCSA_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="log format (env DCSA_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_validate(sub)

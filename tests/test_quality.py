@@ -13,8 +13,12 @@ from .helpers import best, run_loop, space_from
 SEEDS = range(5)
 BUDGET = 40
 
-BRANIN_SPACE = space_from([("x1", "double", "-5", "10", "", (), "uniform"),
-                           ("x2", "double", "0", "15", "", (), "uniform")])
+BRANIN_SPACE = space_from(
+    [
+        ("x1", "double", "-5", "10", "", (), "uniform"),
+        ("x2", "double", "0", "15", "", (), "uniform"),
+    ]
+)
 H6_SPACE = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(6)])
 
 
@@ -33,10 +37,13 @@ def _median_regret(algorithm: str, space, f, optimum: float) -> float:  # type: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "space", "f", "optimum", "margin"), [
-    ("branin", BRANIN_SPACE, _branin, BRANIN_MIN, 10.0),
-    ("hartmann6", H6_SPACE, _h6, HARTMANN6_MIN, 2.0),
-])
+@pytest.mark.parametrize(
+    ("name", "space", "f", "optimum", "margin"),
+    [
+        ("branin", BRANIN_SPACE, _branin, BRANIN_MIN, 10.0),
+        ("hartmann6", H6_SPACE, _h6, HARTMANN6_MIN, 2.0),
+    ],
+)
 def test_gp_bo_beats_random(name: str, space, f, optimum: float, margin: float) -> None:  # type: ignore[no-untyped-def]
     gp = _median_regret("gp-bo", space, f, optimum)
     rnd = _median_regret("random", space, f, optimum)
