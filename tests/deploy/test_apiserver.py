@@ -185,6 +185,37 @@ def test_helm_install_registers_our_algorithms_and_keeps_katibs(
     assert again["data"] == after["data"]
     assert again["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
 
+    # helm upgrade with other resources: the post-upgrade command replaces our entries in place.
+    run(
+        helm_cmd(
+            helm,
+            api,
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NS,
+            "--no-hooks",
+            "--reuse-values",
+            "--set",
+            "suggestion.resources.limits.memory=3Gi",
+        ),
+        timeout=180,
+    )
+    entries.write_text(
+        yaml.safe_load(
+            api.kubectl("-n", NS, "get", "configmap", "dcsa-katib-entries", "-o", "yaml").stdout
+        )["data"]["entries.yaml"]
+    )
+    jobs = hook_jobs(helm, api)
+    proc = run_job_command(jobs["post-install,post-upgrade"], sa_cfg, entries)
+    assert proc.returncode == 0, proc.stderr
+    upgraded = read_cm(api)["data"]["katib-config.yaml"]
+    assert suggestion_names(upgraded) == [*katib_names, *OURS]
+    assert upgraded.startswith(STOCK[:cut]) and upgraded.endswith(STOCK[cut:])
+    ours_after = yaml.safe_load(upgraded)["runtime"]["suggestions"][len(katib_names) :]
+    assert {e["resources"]["limits"]["memory"] for e in ours_after} == {"3Gi"}
+
     # pre-delete: `dcsa katib-config remove` gives back the original bytes.
     proc = run_job_command(jobs["pre-delete"], sa_cfg, None)
     assert proc.returncode == 0, proc.stderr
