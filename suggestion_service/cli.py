@@ -152,6 +152,41 @@ def _katib_config(ns: argparse.Namespace) -> int:
     )
 
 
+def _add_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "operator", help="run the TuningSchedule operator (scheduled tuning with warm start)"
+    )
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="namespace to watch, repeatable (default: env DCSA_WATCH_NAMESPACES, else all)",
+    )
+    p.add_argument("--interval", type=float, default=15.0, help="seconds between passes")
+    p.add_argument(
+        "--health-port", type=int, default=8080, help="/healthz port; -1 disables (default 8080)"
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="kubeconfig file (default: in-cluster, else ~/.kube/config)",
+    )
+    p.add_argument("--once", action="store_true", help="one pass over all schedules, then exit")
+    p.set_defaults(func=_operator)
+
+
+def _operator(ns: argparse.Namespace) -> int:
+    from .k8s.operator import operator_command
+
+    return operator_command(
+        namespaces=ns.namespace,
+        interval=ns.interval,
+        health_port=ns.health_port,
+        kubeconfig=ns.kubeconfig,
+        once=ns.once,
+    )
+
+
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "validate", help="check Katib Experiment YAML as Katib's webhook and the service would"
@@ -267,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_run(sub)
     _add_katib_config(sub)
+    _add_operator(sub)
     return parser
 
 
