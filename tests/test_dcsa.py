@@ -207,8 +207,19 @@ def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
         trial(s.trial_name, s.assignments, TrialState.RUNNING, labels=s.labels)
         for s in resp.suggestions
     ]
-    again = call("dcsa-bo", SPACE3, trials + running, 2)
+    settings = {"dc_batch": "2", "dc_interval": "5"}
+    again = call("dcsa-bo", SPACE3, trials + running, 2, settings=settings)
     assert "dc" not in [s.origin for s in again.suggestions]
+    # one more completed trial opens the next round only at the default interval of 1
+    done = [
+        *trials,
+        trial("extra", running[0].assignments, loss=0.0, labels=running[0].labels),
+        *running[1:],
+    ]
+    assert "dc" not in [
+        s.origin for s in call("dcsa-bo", SPACE3, done, 2, settings=settings).suggestions
+    ]
+    assert "dc" in [s.origin for s in call("dcsa-bo", SPACE3, done, 2).suggestions]
 
 
 def test_sa_labels_name_the_group() -> None:
@@ -260,7 +271,14 @@ def test_grouped_strategies_keep_the_contract_on_a_partitioned_mixed_space(algor
 
 
 def test_dcsa_origins_over_a_run() -> None:
-    trials = run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
+    settings = {"dc_interval": "5", "sa_full_share": "0"}
+    trials = run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1, settings=settings)
     counts = Counter(t.labels.get(LABEL_ORIGIN) for t in trials)
     assert counts["initial"] == 10
-    assert counts["dc"] >= 2 and counts["sa"] >= 5
+    assert counts["dc"] >= 4 and counts["sa"] >= 10 and counts["bo"] == 0
+    # defaults: a DC round whenever a trial completed, the other slots half SA, half BO
+    counts = Counter(
+        t.labels.get(LABEL_ORIGIN)
+        for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
+    )
+    assert counts["initial"] == 10 and counts["dc"] >= 8

@@ -25,6 +25,7 @@ from .registry import get_strategy
 from .settings import LEDGER_SETTING
 from .space import SearchSpace
 from .strategy import Context, Proposals, Strategy
+from .warm_start import WARM_START_SETTING
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def suggest(
         req.trials,
         extra_pending=[e.assignments for e in open_ledger],
         extra_labels=[e.labels for e in open_ledger],
+        warm=[(w.assignments, w.value) for w in settings.get(WARM_START_SETTING) or ()],
     )
     for issue in history.issues:
         warnings.append(f"trial {issue.trial}: {issue.reason}: {issue.detail}")

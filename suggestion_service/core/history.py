@@ -96,6 +96,7 @@ class History:
     n_trials: int
     digest: int
     label_sets: tuple[Mapping[str, str], ...] = ()
+    n_warm: int = 0
 
     @property
     def n_obs(self) -> int:
@@ -112,6 +113,7 @@ def build_history(
     *,
     extra_pending: Sequence[Mapping[str, str]] = (),
     extra_labels: Sequence[Mapping[str, str]] = (),
+    warm: Sequence[tuple[Mapping[str, str], float]] = (),
 ) -> History:
     """Build the typed history from the request's trials.
 
@@ -173,6 +175,18 @@ def build_history(
             known.add(key)
             pending.append(row)
 
+    n_warm = 0
+    for i, (assignment, value) in enumerate(warm):
+        try:
+            row = space.parse_assignment(assignment, where=f"warm_start.trials[{i}]")
+        except InvalidArgumentError:
+            continue  # validated up front; never fatal here
+        # observations from an earlier run: they inform the model but do not block re-trying
+        obs.append(row)
+        ys.append(sign * value)
+        names.append(f"warm-start-{i}")
+        n_warm += 1
+
     p = len(space)
 
     def stack(rows: list[FloatArray]) -> FloatArray:
@@ -190,6 +204,7 @@ def build_history(
         n_trials=len(trials),
         digest=int.from_bytes(digest.digest()[:8], "little"),
         label_sets=tuple([*(t.labels for t in trials), *extra_labels]),
+        n_warm=n_warm,
     )
 
 

@@ -67,7 +67,12 @@ def _subnetworks_setting() -> Setting:
 def _dc_settings() -> tuple[Setting, ...]:
     return (
         int_setting("dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2),
-        int_setting("dc_interval", 5, "DC: completed trials between two DC rounds.", minimum=1),
+        int_setting(
+            "dc_interval",
+            1,
+            "DC: completed trials between two DC rounds (1: a round whenever a trial completed).",
+            minimum=1,
+        ),
         int_setting("dc_batch", 2, "DC: combinations proposed per round.", minimum=1),
         int_setting(
             "dc_max_candidates",
@@ -90,7 +95,7 @@ def _sa_settings() -> tuple[Setting, ...]:
         ),
         float_setting(
             "sa_full_share",
-            0.1,
+            0.5,
             "SA: share of slots kept as ordinary full-space BO.",
             between(0.0, 1.0),
         ),
@@ -104,6 +109,7 @@ class _GroupedBO(GPBO):
     use_sa = False
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+        super().check(space, settings)
         make_partition(space, settings[SUBNETWORKS_SETTING])
         if self.use_dc and settings["dc_top_m"] < 2:
             raise InvalidSettingError(f"{SETTINGS_FIELD}[dc_top_m]", "must be >= 2")
@@ -157,15 +163,20 @@ class _GroupedBO(GPBO):
         return None
 
     # ---- DC ----------------------------------------------------------------------------------
-    def dc_round_due(self, ctx: Context) -> int | None:
-        """The number of the DC round due now, or None if this round was already proposed."""
+    def dc_round_due(self, ctx: Context) -> tuple[int, int] | None:
+        """The DC round due now and how many of its ``dc_batch`` slots are left, or None.
+
+        Round r = (completed - n_initial_points) // dc_interval; its suggestions carry the
+        label ``dcsa.io/dc-round: r``, so a round spans calls until ``dc_batch`` trials carry it.
+        """
         h = ctx.history
         n_init = int(ctx.settings["n_initial_points"])
         if h.n_obs < max(n_init, 2):
             return None
         current = (h.n_obs - n_init) // int(ctx.settings["dc_interval"])
-        done = {labels.get(LABEL_DC_ROUND) for labels in h.label_sets}
-        return None if str(current) in done else current
+        used = sum(1 for labels in h.label_sets if labels.get(LABEL_DC_ROUND) == str(current))
+        left = int(ctx.settings["dc_batch"]) - used
+        return (current, left) if left > 0 else None
 
     def dc_candidates(
         self, ctx: Context, fit: Fit, part: Partition, taken: set[tuple[str, ...]]
@@ -207,17 +218,23 @@ class _GroupedBO(GPBO):
     ) -> None:
         if len(part.groups) < 2:
             return  # one group: the cross product is the parents themselves
-        round_no = self.dc_round_due(ctx)
-        if round_no is None:
+        due = self.dc_round_due(ctx)
+        if due is None:
             return
-        room = min(int(ctx.settings["dc_batch"]), ctx.n - len(out.items))
+        round_no, left = due
+        room = min(left, ctx.n - len(out.items))
         for row in self.dc_candidates(ctx, fit, part, taken)[:room]:
             out.items.append(Proposal(row, "dc", labels={LABEL_DC_ROUND: str(round_no)}))
             taken.add(ctx.space.key(row))
 
     # ---- SA ----------------------------------------------------------------------------------
     def importance(self, ctx: Context, fit: Fit, part: Partition) -> FloatArray:
-        """Variance of each group's component mean over the space (quasi-random sample)."""
+        """Variance of each group's component mean over the space (quasi-random sample).
+
+        Differences within one component are identified by the data; its constant offset and
+        its pointwise variance are not (any constant can move between components), which is
+        why importance is a spread of the mean and not a bound built on component variances.
+        """
         typed = ctx.space.from_latent(sobol_latent(len(ctx.space), 256, ctx.seed))
         feats = ctx.space.features(typed)
         return np.array(

@@ -32,6 +32,7 @@ from ..settings import (
 )
 from ..space import FloatArray, SearchSpace
 from ..strategy import Context, Proposal, Proposals, Strategy, common_settings
+from ..warm_start import WARM_START_SETTING, check_warm_start, warm_start_setting
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def gp_settings() -> tuple[Any, ...]:
     """The settings of gp-bo, shared by the strategies built on it."""
     return (
         *common_settings(),
+        warm_start_setting(),
         int_setting(
             "n_initial_points",
             10,
@@ -96,6 +98,9 @@ class GPBO(Strategy):
     name = "gp-bo"
     summary = "Gaussian-process BO over the full space with batch-aware log-EI."
     settings = SettingsTable(gp_settings())
+
+    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+        check_warm_start(space, settings[WARM_START_SETTING])
 
     # ---- model ---------------------------------------------------------------------------
     def feature_groups(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[list[int]]:
@@ -177,7 +182,7 @@ class GPBO(Strategy):
         """How many slots of this batch belong to the initial design."""
         if ctx.history.n_obs < 2:
             return ctx.n
-        left = int(ctx.settings["n_initial_points"]) - ctx.sequence_start
+        left = int(ctx.settings["n_initial_points"]) - ctx.sequence_start - ctx.history.n_warm
         return max(0, min(ctx.n, left))
 
     def propose(self, ctx: Context) -> Proposals:
