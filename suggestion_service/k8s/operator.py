@@ -252,6 +252,17 @@ class Operator:
         )
         new_status["nextScheduleTime"] = format_time(due.next_time)
         step.message = f"next run at {format_time(due.next_time)}"
+        new_runs: list[dict[str, Any]] = []
+        old_ready: Mapping[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        if (
+            action is Action.NOTHING
+            and old_ready.get("reason") == "CreateFailed"
+            and status.get("observedGeneration") == meta.get("generation")
+        ):
+            # Keep the refusal visible until the next start time or a new spec.
+            step.ready, step.reason, step.message = False, "CreateFailed", old_ready["message"]
         if due.too_late is not None:
             step.reason = "MissedSchedule"
             step.message = (
@@ -275,11 +286,12 @@ class Operator:
                     self._delete(ns, run.name)
                     step.event("Normal", "Replaced", f"deleted active run {run.name}")
                 active = []
-            new_name = self._create(
-                obj, spec, experiments, due.scheduled, due.missed, new_status, step
-            )
-            if new_name is not None:
-                runs.append(RunRef(name=new_name, scheduled=due.scheduled, finished=False))
+            body = self._create(obj, spec, experiments, due.scheduled, due.missed, new_status, step)
+            if body is not None:
+                new_runs.append(body)
+                runs.append(
+                    RunRef(name=body["metadata"]["name"], scheduled=due.scheduled, finished=False)
+                )
                 active = [runs[-1]]
         new_status["active"] = active[-1].name if active else None
 
@@ -287,7 +299,7 @@ class Operator:
             self._delete(ns, victim)
             step.event("Normal", "Deleted", f"deleted finished run {victim} (historyLimit)")
         new_status["runs"] = merge_runs(
-            status.get("runs") or [], [summarize(e) for e in experiments]
+            status.get("runs") or [], [summarize(e) for e in [*experiments, *new_runs]]
         )
         self._finish(obj, status, new_status, step, now)
 
@@ -395,7 +407,9 @@ class Operator:
         missed: int,
         new_status: dict[str, Any],
         step: _Pass,
-    ) -> str | None:
+    ) -> dict[str, Any] | None:
+        """Create the run for ``scheduled``; return its body, or None if the API server refused
+        it (recorded in ``step``). Transient errors propagate: the pass is retried."""
         meta = obj["metadata"]
         ns, name = str(meta["namespace"]), str(meta["name"])
         exp_name = experiment_name(name, scheduled)
@@ -450,7 +464,7 @@ class Operator:
             if code == _CONFLICT:
                 log.info("Experiment %s/%s already exists (created earlier)", ns, exp_name)
                 new_status["lastScheduleTime"] = format_time(scheduled)
-                return exp_name
+                return body
             if code is None or not is_permanent(code):
                 raise  # transient: the same start time is retried next pass
             reason = getattr(exc, "body", None) or getattr(exc, "reason", "") or str(exc)
@@ -475,7 +489,7 @@ class Operator:
             f"created Experiment {exp_name} for {format_time(scheduled)}{warm_note}{catch_up}",
         )
         log.info("created Experiment %s/%s%s%s", ns, exp_name, warm_note, catch_up)
-        return exp_name
+        return body
 
     # ---- status and events --------------------------------------------------------------------
 
