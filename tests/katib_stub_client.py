@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import grpc
+from descriptor_table import descriptor_table  # beside this script
 
 site = Path(sysconfig.get_paths()["purelib"])
 for name in ("kubeflow", "kubeflow.katib"):
@@ -23,13 +24,6 @@ for name in ("kubeflow", "kubeflow.katib"):
     sys.modules[name] = pkg
 katib_pb = importlib.import_module("kubeflow.katib.katib_api_pb2")
 katib_grpc = importlib.import_module("kubeflow.katib.katib_api_pb2_grpc")
-
-
-def _repeated(field) -> bool:
-    # protobuf 7 dropped FieldDescriptor.label; older runtimes may lack is_repeated
-    if hasattr(field, "is_repeated"):
-        return bool(field.is_repeated)
-    return bool(field.label == 3)
 
 
 def experiment(settings):
@@ -49,31 +43,6 @@ def experiment(settings):
     for k, v in settings.items():
         spec.algorithm.algorithm_settings.add(name=k, value=v)
     return exp
-
-
-def descriptor_table():
-    out = {}
-
-    def walk(msg):
-        out[msg.full_name] = {
-            f.name: [
-                f.number,
-                f.type,
-                _repeated(f),
-                f.message_type.full_name if f.message_type else "",
-            ]
-            for f in msg.fields
-        }
-        for nested in msg.nested_types:
-            walk(nested)
-
-    for msg in katib_pb.DESCRIPTOR.message_types_by_name.values():
-        walk(msg)
-    enums = {
-        e.full_name: {v.name: v.number for v in e.values}
-        for e in katib_pb.DESCRIPTOR.enum_types_by_name.values()
-    }
-    return out, enums
 
 
 def main():
@@ -134,7 +103,7 @@ def main():
             "name": reply.algorithm.algorithm_name,
             "settings": [s.name for s in reply.algorithm.algorithm_settings],
         }
-    result["messages"], result["enums"] = descriptor_table()
+    result["messages"], result["enums"] = descriptor_table(katib_pb)
     Path(out_path).write_text(json.dumps(result))
 
 

@@ -21,6 +21,8 @@ import pytest
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service.server import ServerConfig, SuggestionServer
 
+from .descriptor_table import descriptor_table
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "katib-stubs-venv"
 PINS = ["kubeflow-katib==0.19.0", "protobuf==5.29.5", "grpcio==1.85.1", "typing-extensions==4.15.0"]
@@ -92,40 +94,8 @@ def test_get_suggestions_through_katib_stubs(katib_result: dict[str, object]) ->
     assert katib_result["algorithm"] == {"name": "gp-bo", "settings": ["dcsa_suggested"]}
 
 
-def _repeated(field) -> bool:  # type: ignore[no-untyped-def]
-    # protobuf 7 dropped FieldDescriptor.label; older runtimes may lack is_repeated
-    if hasattr(field, "is_repeated"):
-        return bool(field.is_repeated)
-    return bool(field.label == 3)
-
-
-def _our_tables() -> tuple[dict[str, dict[str, list[object]]], dict[str, dict[str, int]]]:
-    out: dict[str, dict[str, list[object]]] = {}
-
-    def walk(msg):  # type: ignore[no-untyped-def]
-        out[msg.full_name] = {
-            f.name: [
-                f.number,
-                f.type,
-                _repeated(f),
-                f.message_type.full_name if f.message_type else "",
-            ]
-            for f in msg.fields
-        }
-        for nested in msg.nested_types:
-            walk(nested)
-
-    for msg in pb.DESCRIPTOR.message_types_by_name.values():
-        walk(msg)
-    enums = {
-        e.full_name: {v.name: v.number for v in e.values}
-        for e in pb.DESCRIPTOR.enum_types_by_name.values()
-    }
-    return out, enums
-
-
 def test_wire_descriptor_matches_katibs_field_by_field(katib_result: dict[str, object]) -> None:
-    ours, our_enums = _our_tables()
+    ours, our_enums = descriptor_table(pb)
     theirs = katib_result["messages"]
     assert isinstance(theirs, dict)
     for name in (

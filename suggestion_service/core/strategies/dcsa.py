@@ -121,46 +121,29 @@ class _GroupedBO(GPBO):
         return make_partition(space, settings[SUBNETWORKS_SETTING]).feature_groups()
 
     # ---- the batch -------------------------------------------------------------------------
-    def propose_model_based(
-        self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
-    ) -> None:
-        if ctx.time_left() <= 0:
-            return self.fill_fallback(ctx, out, taken, "deadline")
-        fit = self.fit_or_none(ctx, out)
-        if fit is None:
-            return self.fill_fallback(ctx, out, taken, "model_error")
+    def plan(
+        self, ctx: Context, fit: Fit, out: Proposals, taken: set[tuple[str, ...]]
+    ) -> Callable[[], Proposal | None]:
+        """DC's round first (if due), then each slot is SA (by importance) or full-space BO."""
         part = self.partition(ctx)
         if self.use_dc:
             self._dc_round(ctx, fit, part, out, taken)
-        probs = None
-        if self.use_sa and len(part.groups) > 1:
-            importance = self.importance(ctx, fit, part)
-            out.importance = dict(zip(part.names, importance.tolist(), strict=True))
-            probs = self.group_probabilities(importance, float(ctx.settings["sa_epsilon"]))
-        slot_cost = 0.0
-        while len(out.items) < ctx.n:
-            if ctx.time_left() < 1.5 * slot_cost:
-                return self.fill_fallback(ctx, out, taken, "deadline")
-            t0 = ctx.clock()
-            proposal = None
-            if probs is not None and ctx.rng.random() >= float(ctx.settings["sa_full_share"]):
+        if not (self.use_sa and len(part.groups) > 1):
+            return super().plan(ctx, fit, out, taken)
+        importance = self.importance(ctx, fit, part)
+        out.importance = dict(zip(part.names, importance.tolist(), strict=True))
+        probs = self.group_probabilities(importance, float(ctx.settings["sa_epsilon"]))
+        full_share = float(ctx.settings["sa_full_share"])
+
+        def next_slot() -> Proposal | None:
+            if ctx.rng.random() >= full_share:
                 k = int(ctx.rng.choice(len(part.groups), p=probs))
                 proposal = self._sa_slot(ctx, fit, part, k, out, taken)
-            if proposal is None:
-                row = self.best_point(
-                    ctx,
-                    fit,
-                    pending=self.pending_rows(ctx, out),
-                    exclude=taken,
-                    slot=len(out.items),
-                )
-                if row is None:
-                    return self.fill_fallback(ctx, out, taken, "no_candidate")
-                proposal = Proposal(row, "bo")
-            slot_cost = max(slot_cost, ctx.clock() - t0)
-            out.items.append(proposal)
-            taken.add(ctx.space.key(proposal.row))
-        return None
+                if proposal is not None:
+                    return proposal
+            return self.bo_slot(ctx, fit, out, taken)
+
+        return next_slot
 
     # ---- DC ----------------------------------------------------------------------------------
     def dc_round_due(self, ctx: Context) -> tuple[int, int] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,26 +204,43 @@ class GPBO(Strategy):
     def propose_model_based(
         self, ctx: Context, out: Proposals, taken: set[tuple[str, ...]]
     ) -> None:
-        """Fill the rest of ``out`` with model-based points (plain BO here)."""
+        """Fill the rest of ``out`` with model-based points, within the deadline.
+
+        Subclasses change what happens through :meth:`plan`; the deadline, fit-failure and
+        no-candidate fallbacks stay here.
+        """
         if ctx.time_left() <= 0:
             return self.fill_fallback(ctx, out, taken, "deadline")
         fit = self.fit_or_none(ctx, out)
         if fit is None:
             return self.fill_fallback(ctx, out, taken, "model_error")
+        next_slot = self.plan(ctx, fit, out, taken)
         slot_cost = 0.0
         while len(out.items) < ctx.n:
             if ctx.time_left() < 1.5 * slot_cost:
                 return self.fill_fallback(ctx, out, taken, "deadline")
             t0 = ctx.clock()
-            row = self.best_point(
-                ctx, fit, pending=self.pending_rows(ctx, out), exclude=taken, slot=len(out.items)
-            )
+            proposal = next_slot()
             slot_cost = max(slot_cost, ctx.clock() - t0)
-            if row is None:
+            if proposal is None:
                 return self.fill_fallback(ctx, out, taken, "no_candidate")
-            out.items.append(Proposal(row, "bo"))
-            taken.add(ctx.space.key(row))
+            out.items.append(proposal)
+            taken.add(ctx.space.key(proposal.row))
         return None
+
+    def plan(
+        self, ctx: Context, fit: Fit, out: Proposals, taken: set[tuple[str, ...]]
+    ) -> Callable[[], Proposal | None]:
+        """Work done once per batch; returns the proposer of one slot (full-space BO here)."""
+        return lambda: self.bo_slot(ctx, fit, out, taken)
+
+    def bo_slot(
+        self, ctx: Context, fit: Fit, out: Proposals, taken: set[tuple[str, ...]]
+    ) -> Proposal | None:
+        row = self.best_point(
+            ctx, fit, pending=self.pending_rows(ctx, out), exclude=taken, slot=len(out.items)
+        )
+        return None if row is None else Proposal(row, "bo")
 
     def fit_or_none(self, ctx: Context, out: Proposals) -> Fit | None:
         """The fitted surrogate, or None (logged) if the data defeat it."""
