@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..core.warm_start import WarmTrial
 from .schedule import (
     GROUP,
     KATIB_GROUP,
@@ -64,7 +65,6 @@ from .schedule import (
 )
 from .warm_start_payload import (
     Payload,
-    WarmTrial,
     build_payload,
     parse_payload,
     search_space,

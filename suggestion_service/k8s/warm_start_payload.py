@@ -21,6 +21,7 @@ from typing import Any
 
 from suggestion_service.core.errors import InvalidArgumentError
 from suggestion_service.core.space import SearchSpace, make_parameter, make_space
+from suggestion_service.core.warm_start import WarmTrial, check_warm_start, parse_warm_start
 
 SETTING = "warm_start"
 #: Trial conditions whose observation counts (Katib sends EarlyStopped ones with metrics too).
@@ -34,14 +35,6 @@ class WarmStartError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
-
-
-@dataclass(frozen=True)
-class WarmTrial:
-    """One earlier observation: Katib's strings per parameter and the objective value."""
-
-    assignments: dict[str, str]
-    value: float
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,8 @@ def fits(space: SearchSpace, assignments: Mapping[str, str]) -> str | None:
 
 
 def parse_payload(text: object, space: SearchSpace) -> tuple[WarmTrial, ...]:
-    """Check a ``warm_start`` value written by hand into a template.
+    """Check a ``warm_start`` value written by hand into a template, with the service's own
+    parser (``suggestion_service.core.warm_start``).
 
     Raises:
         WarmStartError: the JSON is malformed or a trial does not fit ``space``.
@@ -122,33 +116,11 @@ def parse_payload(text: object, space: SearchSpace) -> tuple[WarmTrial, ...]:
     if not isinstance(text, str):
         raise WarmStartError("value", "must be a JSON string")
     try:
-        data: Any = json.loads(text)
-    except ValueError as exc:
-        raise WarmStartError("value", f"warm_start is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("trials"), list):
-        raise WarmStartError(
-            "value", 'warm_start must be {"trials": [{"assignments": {...}, "value": number}]}'
-        )
-    out = []
-    for i, item in enumerate(data["trials"]):
-        where = f"warm_start trials[{i}]"
-        assignments = item.get("assignments") if isinstance(item, dict) else None
-        if not isinstance(assignments, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in assignments.items()
-        ):
-            raise WarmStartError("value", f"{where}.assignments must map names to strings")
-        value = item.get("value")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise WarmStartError("value", f"{where}.value must be a finite number")
-        reason = fits(space, assignments)
-        if reason is not None:
-            raise WarmStartError("value", f"{where} does not fit the search space: {reason}")
-        out.append(WarmTrial(dict(assignments), float(value)))
-    return tuple(out)
+        trials = parse_warm_start(text)
+        check_warm_start(space, trials)
+    except InvalidArgumentError as exc:
+        raise WarmStartError("value", f"warm_start {exc.message}") from None
+    return trials
 
 
 def metric_value(metrics: object, name: str, strategy: str) -> float | None:

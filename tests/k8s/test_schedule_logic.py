@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from suggestion_service.core.warm_start import WarmTrial
 from suggestion_service.k8s.schedule import (
     Action,
     ConcurrencyPolicy,
@@ -26,7 +27,6 @@ from suggestion_service.k8s.schedule import (
     to_prune,
 )
 from suggestion_service.k8s.warm_start_payload import (
-    WarmTrial,
     build_payload,
     search_space,
     trial_observations,
@@ -141,7 +141,7 @@ def test_warm_start_needs_one_of_our_algorithms() -> None:
         (
             '{"trials": [{"assignments": {"lr": "0.01", "layers": "2", "opt": "sgd"}, '
             '"value": "x"}]}',
-            "finite number",
+            "must be a number",
         ),
     ],
 )
