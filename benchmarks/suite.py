@@ -216,9 +216,15 @@ def fingerprints() -> dict[str, str]:
     """What each arm's results depend on; a checkpointed run is reused only if it matches."""
     bench = REPO / "benchmarks"
     common = [bench / "synthetic.py", bench / "_suite_drive.py"]
+    # What ``dcsa serve`` runs to answer GetSuggestions; the operator, the local runner and the
+    # CLI's other commands do not change a suggestion.
+    pkg = REPO / "suggestion_service"
     service = [
-        p for p in (REPO / "suggestion_service").rglob("*.py") if "__pycache__" not in p.parts
-    ]
+        p
+        for part in ("core", "katib", "_generated")
+        for p in (pkg / part).rglob("*.py")
+        if "__pycache__" not in p.parts
+    ] + [pkg / "server.py", pkg / "__init__.py"]
     dcsa = _digest(common + service, f"numpy {_version('numpy')} scipy {_version('scipy')}")
     skopt = _digest(
         [*common, bench / "skopt_service.py", bench / "_latency_common.py"],
