@@ -219,7 +219,15 @@ def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
     assert "dc" not in [
         s.origin for s in call("dcsa-bo", SPACE3, done, 2, settings=settings).suggestions
     ]
-    assert "dc" in [s.origin for s in call("dcsa-bo", SPACE3, done, 2).suggestions]
+    assert "dc" in [
+        s.origin
+        for s in call(
+            "dcsa-bo", SPACE3, done, 2, settings={"dc_batch": "2", "dc_interval": "1"}
+        ).suggestions
+    ]
+    # dc-bo's default interval is 1, dcsa-bo's 5 (SA fills the slots between rounds)
+    assert "dc" in [s.origin for s in call("dc-bo", SPACE3, done, 2).suggestions]
+    assert "dc" not in [s.origin for s in call("dcsa-bo", SPACE3, done, 2).suggestions]
 
 
 def test_sa_labels_name_the_group() -> None:
@@ -276,9 +284,10 @@ def test_dcsa_origins_over_a_run() -> None:
     counts = Counter(t.labels.get(LABEL_ORIGIN) for t in trials)
     assert counts["initial"] == 10
     assert counts["dc"] >= 4 and counts["sa"] >= 10 and counts["bo"] == 0
-    # defaults: a DC round whenever a trial completed, the other slots half SA, half BO
+    # defaults: a DC round every 5 completed trials (2 slots), the other slots half SA, half BO
     counts = Counter(
         t.labels.get(LABEL_ORIGIN)
         for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
     )
-    assert counts["initial"] == 10 and counts["dc"] >= 8
+    assert counts["initial"] == 10
+    assert 4 <= counts["dc"] <= 8 and counts["sa"] >= 3 and counts["bo"] >= 3

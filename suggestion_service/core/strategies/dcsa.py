@@ -64,13 +64,15 @@ def _subnetworks_setting() -> Setting:
     )
 
 
-def _dc_settings() -> tuple[Setting, ...]:
+def _dc_settings(interval: int) -> tuple[Setting, ...]:
+    """DC's settings; ``interval`` is the default of dc_interval (per strategy, measured)."""
     return (
         int_setting("dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2),
         int_setting(
             "dc_interval",
-            1,
-            "DC: completed trials between two DC rounds (1: a round whenever a trial completed).",
+            interval,
+            "DC: completed trials between two DC rounds (1: a round whenever a trial completed; "
+            "default 1 for dc-bo, 5 for dcsa-bo, where SA fills the slots in between).",
             minimum=1,
         ),
         int_setting("dc_batch", 2, "DC: combinations proposed per round.", minimum=1),
@@ -278,7 +280,7 @@ class DCBO(_GroupedBO):
     name = "dc-bo"
     summary = "Additive-by-subnetwork GP BO with divide-and-conquer rounds."
     use_dc = True
-    settings = SettingsTable((*gp_settings(), _subnetworks_setting(), *_dc_settings()))
+    settings = SettingsTable((*gp_settings(), _subnetworks_setting(), *_dc_settings(1)))
 
 
 class SABO(_GroupedBO):
@@ -294,5 +296,5 @@ class DCSABO(_GroupedBO):
     use_dc = True
     use_sa = True
     settings = SettingsTable(
-        (*gp_settings(), _subnetworks_setting(), *_dc_settings(), *_sa_settings())
+        (*gp_settings(), _subnetworks_setting(), *_dc_settings(5), *_sa_settings())
     )
