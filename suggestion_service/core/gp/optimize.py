@@ -7,7 +7,7 @@ and the scores are those of points that can actually be suggested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,18 +42,18 @@ def maximize(
     rng: np.random.Generator,
     seed: int,
     starts: FloatArray,
-    exclude: Collection[tuple[str, ...]],
+    excluded: Callable[[FloatArray], bool],
     n_raw: int = 1024,
     n_local: int = 64,
     top_k: int = 6,
 ) -> tuple[FloatArray | None, float]:
-    """The best typed point not in ``exclude`` and its score.
+    """The best typed point that is not ``excluded`` and its score.
 
     Args:
         score: typed rows -> acquisition values (higher is better).
         seed: seeds the raw Sobol candidates.
         starts: typed rows to search around (good observed points).
-        exclude: keys that must not be returned.
+        excluded: tells whether a typed row must not be returned (already known).
     """
     latent = [sobol_latent(len(space), n_raw, seed)]
     if starts.shape[0]:
@@ -76,6 +76,6 @@ def maximize(
         if key in seen:
             continue
         seen.add(key)
-        if key not in exclude:
+        if not excluded(typed[i]):
             return typed[i], float(values[i])
     return None, float("-inf")

@@ -159,10 +159,16 @@ class GPBO(Strategy):
         starts = h.x_obs[top]
         if space is not None and embed is not None:
             starts = starts[:, [full.index(n) for n in space.names]]
-        if space is not None and embed is not None:
-            sub_exclude: Collection[tuple[str, ...]] = _SubKeys(full, space, embed, exclude)
+        if embed is not None:
+
+            def excluded(row: FloatArray) -> bool:
+                return full.key(embed(row[None, :])[0]) in exclude
+
         else:
-            sub_exclude = exclude
+
+            def excluded(row: FloatArray) -> bool:
+                return full.key(row) in exclude
+
         seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{slot}".encode())
         row, _ = maximize(
             search,
@@ -170,7 +176,7 @@ class GPBO(Strategy):
             rng=ctx.rng,
             seed=seed,
             starts=starts,
-            exclude=sub_exclude,
+            excluded=excluded,
             n_raw=int(ctx.settings["n_candidates"]),
         )
         if row is None:
@@ -276,25 +282,3 @@ class GPBO(Strategy):
             out.items.append(Proposal(row, "fallback"))
             out.fallbacks.append(reason)
             taken.add(ctx.space.key(row))
-
-
-class _SubKeys(Collection[tuple[str, ...]]):
-    """Membership test of sub-space rows against full-space keys (for group-wise search)."""
-
-    def __init__(
-        self, full: SearchSpace, sub: SearchSpace, embed: Any, keys: Collection[tuple[str, ...]]
-    ) -> None:
-        self.full, self.sub, self.embed, self.keys = full, sub, embed, keys
-
-    def __contains__(self, key: object) -> bool:
-        assert isinstance(key, tuple)
-        typed = np.array(
-            [p.parse(v, where="") for p, v in zip(self.sub.parameters, key, strict=True)]
-        )
-        return self.full.key(self.embed(typed[None, :])[0]) in self.keys
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
