@@ -9,20 +9,14 @@ import re
 
 import yaml
 
+from ..dockerfiles import instructions as read_instructions
 from .conftest import CHART, REPO, need_tool, run
 
 DOCKERFILE = REPO / "Dockerfile"
 
 
 def instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    out = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
+    return read_instructions(DOCKERFILE)
 
 
 def test_hadolint_is_clean() -> None:

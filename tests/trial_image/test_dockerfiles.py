@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..dockerfiles import instructions
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / "trial_image" / "Dockerfile", ROOT / "trial_image" / "Dockerfile.gpu"]
 IDS = [p.name for p in DOCKERFILES]
@@ -24,18 +26,6 @@ def _hadolint() -> str:
     return found
 
 
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", path.read_text())
-    out = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
 def test_hadolint_is_clean() -> None:
     proc = subprocess.run(
         [_hadolint(), *map(str, DOCKERFILES)], capture_output=True, text=True, check=False
@@ -45,7 +35,7 @@ def test_hadolint_is_clean() -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_multi_stage_pinned_non_root_exec_form(path: Path) -> None:
-    steps = _instructions(path)
+    steps = instructions(path)
     bases = [args for word, args in steps if word == "FROM"]
     assert len(bases) >= 2, "multi-stage: a build stage and a runtime stage"
     for base in bases:
@@ -62,9 +52,9 @@ def test_multi_stage_pinned_non_root_exec_form(path: Path) -> None:
 
 
 def test_gpu_build_fails_without_cuda_and_cpu_build_without_cpu_torch() -> None:
-    gpu_runs = [a for w, a in _instructions(DOCKERFILES[1]) if w == "RUN"]
+    gpu_runs = [a for w, a in instructions(DOCKERFILES[1]) if w == "RUN"]
     assert any("torch.version.cuda" in r and "sys.exit(0 if" in r for r in gpu_runs)
-    cpu_runs = " ".join(a for w, a in _instructions(DOCKERFILES[0]) if w == "RUN")
+    cpu_runs = " ".join(a for w, a in instructions(DOCKERFILES[0]) if w == "RUN")
     assert "https://download.pytorch.org/whl/cpu torch==2.13.0" in cpu_runs
     assert "CPU image got a CUDA torch build" in cpu_runs
 
@@ -72,7 +62,7 @@ def test_gpu_build_fails_without_cuda_and_cpu_build_without_cpu_torch() -> None:
 def test_the_cuda_check_rejects_a_cpu_torch() -> None:
     # The build-time check, run with this machine's CPU torch, must fail.
     (check,) = [
-        a for w, a in _instructions(DOCKERFILES[1]) if w == "RUN" and "torch.version.cuda" in a
+        a for w, a in instructions(DOCKERFILES[1]) if w == "RUN" and "torch.version.cuda" in a
     ]
     code = re.fullmatch(r'python -c "(.*)"', check)
     assert code
@@ -100,7 +90,7 @@ def test_dockerignore_beside_the_dockerfile_admits_exactly_what_is_copied(path: 
     admitted = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
     copied = {
         src.rstrip("/")
-        for word, args in _instructions(path)
+        for word, args in instructions(path)
         if word == "COPY" and not args.startswith("--from")
         for src in args.split()[:-1]
     }
