@@ -30,7 +30,6 @@ class TrialState(enum.Enum):
 
 COMPLETED_STATES = frozenset({TrialState.SUCCEEDED, TrialState.EARLY_STOPPED})
 PENDING_STATES = frozenset({TrialState.CREATED, TrialState.RUNNING, TrialState.UNKNOWN})
-FAILED_STATES = frozenset({TrialState.FAILED, TrialState.KILLED, TrialState.METRICS_UNAVAILABLE})
 
 
 class Goal(enum.Enum):
@@ -89,7 +88,6 @@ class History:
     y_obs: FloatArray
     x_pending: FloatArray
     x_failed: FloatArray
-    obs_names: tuple[str, ...]
     known: frozenset[tuple[str, ...]]
     counts: Mapping[TrialState, int]
     issues: tuple[HistoryIssue, ...]
@@ -125,7 +123,6 @@ def build_history(
     sign = -1.0 if objective.goal is Goal.MAXIMIZE else 1.0
     obs: list[FloatArray] = []
     ys: list[float] = []
-    names: list[str] = []
     pending: list[FloatArray] = []
     failed: list[FloatArray] = []
     known: set[tuple[str, ...]] = set()
@@ -159,7 +156,6 @@ def build_history(
             else:
                 obs.append(row)
                 ys.append(sign * value)
-                names.append(trial.name)
         elif trial.state in PENDING_STATES:
             pending.append(row)
         else:
@@ -184,7 +180,6 @@ def build_history(
         # observations from an earlier run: they inform the model but do not block re-trying
         obs.append(row)
         ys.append(sign * value)
-        names.append(f"warm-start-{i}")
         n_warm += 1
 
     p = len(space)
@@ -197,7 +192,6 @@ def build_history(
         y_obs=np.asarray(ys, dtype=np.float64),
         x_pending=stack(pending),
         x_failed=stack(failed),
-        obs_names=tuple(names),
         known=frozenset(known),
         counts=counts,
         issues=tuple(issues),

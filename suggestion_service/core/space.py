@@ -105,14 +105,6 @@ class Parameter:
             return None
         return math.floor((self.high - self.low) / self.step + 1e-9) + 1
 
-    @property
-    def grid_high(self) -> float:
-        """The largest value on the step grid (max itself when it lies on the grid)."""
-        size = self.grid_size
-        if self.step is None or size is None:
-            return self.high
-        return self.low + (size - 1) * self.step
-
     # ---- warping ---------------------------------------------------------------------------
     def _bounds_t(self) -> tuple[float, float]:
         lo, hi = (self.values[0], self.values[-1]) if self.values else (self.low, self.high)
