@@ -1,21 +1,27 @@
-"""One benchmark run of the synthetic suite: a controller loop as Katib's, or Optuna in process.
+"""One benchmark run: every arm is a Katib suggestion service, driven by one controller loop.
 
-The gRPC arms (our strategies and the Katib-equivalent skopt service) are driven exactly as
-Katib's controller drives a suggestion service (docs/benchmarks.md, /shared CONTRACT section 2):
-every call carries the full experiment spec and *all* trials with their latest condition,
-``current_request_number`` is the batch (the first call included), ``total_request_number`` is
-cumulative, trial names and labels come from the reply, and ``reply.algorithm`` settings are
-merged back into the experiment's settings by name. Batches are synchronous: every trial of a
-batch is evaluated (SUCCEEDED with the ``loss`` metric) before the next call.
+Every arm answers ``api.v1.beta1.Suggestion/GetSuggestions`` in a server process of its own:
+our strategies in ``dcsa serve``, the Katib-equivalent skopt service in
+``benchmarks/skopt_service.py``, the peers (Optuna TPE and GP, HEBO, BoTorch) in
+``benchmarks/peer_service.py`` (state in memory per experiment, as Katib's Optuna service keeps
+it), and Katib's own Optuna service from a Katib checkout (one process per experiment, as Katib
+deploys it). ``run_grpc`` drives each of them exactly as Katib's controller drives a suggestion
+service (docs/benchmarks.md, CONTRACT section 2): every call carries the full experiment spec
+and *all* trials with their latest condition, ``current_request_number`` is the batch (the first
+call included), ``total_request_number`` is cumulative, trial names come from the reply, reply
+labels are *not* copied into the next request's trial spec (Katib never sends them back), and
+``reply.algorithm`` settings are merged back into the experiment's settings by name. Batches are
+synchronous: every trial of a batch is evaluated (SUCCEEDED with the ``loss`` metric) before the
+next call.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +30,9 @@ from typing import Any
 import grpc
 import numpy as np
 
+from benchmarks import problems as problem_set
 from benchmarks._latency_common import ServerProcess
-from benchmarks.synthetic import PROBLEMS, Problem, with_noise
+from benchmarks.problems import Problem
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
 
@@ -36,11 +43,14 @@ METRIC = "loss"
 ORIGIN_LABEL = "dcsa.io/origin"
 #: Katib's controller gives GetSuggestions a 60 s deadline and no retry.
 KATIB_DEADLINE_SECONDS = 60.0
-#: Our strategies (served by ``dcsa serve``), the Katib-equivalent skopt arm, Optuna TPE.
+#: Our strategies (served by ``dcsa serve``).
 DCSA_ARMS = ("random", "gp-bo", "dc-bo", "sa-bo", "dcsa-bo")
 SKOPT = "skopt"
 TPE = "tpe"
-ARMS = ("random", SKOPT, TPE, "gp-bo", "dc-bo", "sa-bo", "dcsa-bo")
+OPTUNA_GP = "optuna-gp"
+HEBO = "hebo"
+BOTORCH = "botorch"
+KATIB_TPE = "katib-tpe"
 SKOPT_ALGORITHM = "bayesianoptimization"
 _MB = 1024 * 1024
 _CHANNEL_OPTIONS = [
@@ -48,25 +58,67 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * _MB),
 ]
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Separate environments of the peers that cannot share ours (benchmarks/install_peers.sh).
+PEER_VENV = REPO / "benchmarks" / ".venv-peers"
+KATIB_VENV = REPO / "benchmarks" / ".venv-katib"
+KATIB_SRC = Path(os.environ.get("KATIB_SRC", str(REPO / "benchmarks" / ".katib-src")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmKind:
+    """How an arm is served: which server, which ``algorithmName``, whose code it is."""
+
+    server: str  # dcsa | skopt | peers | peers-ext | katib-optuna
+    algorithm: str
+    ours: bool = False
+    #: a fresh server process per run: Katib's own services keep one experiment's state in
+    #: memory and are deployed one process per experiment
+    per_run_process: bool = False
+
+
+#: Every base arm; a variant ``<base>@<label>`` is the base arm with its own settings.
+ARM_KINDS: dict[str, ArmKind] = {
+    **{a: ArmKind(server="dcsa", algorithm=a, ours=True) for a in DCSA_ARMS},
+    SKOPT: ArmKind(server="skopt", algorithm=SKOPT_ALGORITHM),
+    TPE: ArmKind(server="peers", algorithm=TPE),
+    OPTUNA_GP: ArmKind(server="peers", algorithm=OPTUNA_GP),
+    HEBO: ArmKind(server="peers-ext", algorithm=HEBO),
+    BOTORCH: ArmKind(server="peers-ext", algorithm=BOTORCH),
+    KATIB_TPE: ArmKind(server="katib-optuna", algorithm="multivariate-tpe", per_run_process=True),
+}
+ARMS = tuple(ARM_KINDS)
+
+
+def base_arm(arm: str) -> str:
+    return arm.partition("@")[0]
+
+
+def arm_kind(arm: str) -> ArmKind:
+    base = base_arm(arm)
+    if base not in ARM_KINDS:
+        raise KeyError(f"unknown arm {arm!r}; known: {list(ARMS)} (a variant: <arm>@<label>)")
+    return ARM_KINDS[base]
 
 
 def problem(name: str) -> Problem:
-    """A suite problem by name: a key of ``PROBLEMS``, optionally with ``-noise<sigma>``."""
-    base, sep, sigma = name.partition("-noise")
-    if base not in PROBLEMS:
-        raise KeyError(f"unknown problem {name!r}; known: {sorted(PROBLEMS)} (+ '-noise0.01')")
-    return with_noise(PROBLEMS[base], float(sigma)) if sep else PROBLEMS[base]
+    """A suite problem by name (benchmarks/problems.py)."""
+    return problem_set.get(name)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Task:
-    """One run: an arm on a problem with a batch size, a seed and a budget of trials."""
+    """One run: an arm on a problem with a batch size, a seed and a budget of trials.
+
+    ``settings`` are algorithm settings sent besides ``random_state`` (e.g. engine settings
+    of one of our arms under tuning); they are part of the arm's fingerprint, not of the key.
+    """
 
     problem: str
     arm: str
     batch: int
     seed: int
     budget: int
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -75,7 +127,7 @@ class Task:
     def experiment_name(self) -> str:
         """Unique, DNS-1123 safe, at most 40 characters (Katib's limit)."""
         prob = self.problem.replace(".", "").replace("interaction", "ix").replace("-noise", "-n")
-        arm = self.arm.replace("-bo", "")
+        arm = "".join(c if c.isalnum() else "-" for c in self.arm.replace("-bo", "").lower())
         name = f"b-{prob}-{arm}-b{self.batch}-s{self.seed}"
         return name[:40].rstrip("-")
 
@@ -125,23 +177,51 @@ def _dcsa_argv() -> list[str]:
     return [*head, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
 
 
-def _skopt_argv() -> list[str]:
-    return [sys.executable, "-m", "benchmarks.skopt_service", "--host", "127.0.0.1", "--port", "0"]
+def _python(venv: Path) -> str:
+    exe = venv / "bin" / "python"
+    if not exe.exists():
+        raise RuntimeError(f"{venv} is missing: run bash benchmarks/install_peers.sh")
+    return str(exe)
 
 
-def server_env() -> dict[str, str]:
-    """One BLAS thread per server process: ``--jobs`` workers share the cores, and skopt's GP
-    (numpy/scikit-learn) would otherwise spawn a thread per core in every worker. dcsa pins itself
-    to one BLAS thread anyway (server.py)."""
-    import os
+def server_command(kind: str) -> tuple[list[str], str, dict[str, str]]:
+    """argv, the regex of its 'serving on port' log line, extra environment."""
+    ready = r"listening on \S+:(\d+)"
+    if kind == "dcsa":
+        return _dcsa_argv(), r"serving Katib suggestions on \S+:(\d+)", {}
+    if kind == "skopt":
+        return [sys.executable, "-m", "benchmarks.skopt_service", "--port", "0"], ready, {}
+    if kind == "peers":
+        return [sys.executable, "-m", "benchmarks.peer_service", "--port", "0"], ready, {}
+    if kind == "peers-ext":
+        # the separate environment has no dcsa installed: the repository root goes on the path
+        argv = [_python(PEER_VENV), "-m", "benchmarks.peer_service", "--port", "0"]
+        return argv, ready, {"PYTHONPATH": str(REPO)}
+    if kind == "katib-optuna":
+        if not (KATIB_SRC / "pkg" / "suggestion" / "v1beta1" / "optuna").is_dir():
+            raise RuntimeError(f"no Katib checkout at {KATIB_SRC}: run benchmarks/install_peers.sh")
+        argv = [_python(KATIB_VENV), str(REPO / "benchmarks" / "katib_optuna.py"), "--port", "0"]
+        path = os.pathsep.join(
+            str(KATIB_SRC / p)
+            for p in ("", "pkg/apis/manager/v1beta1/python", "pkg/apis/manager/health/python")
+        )
+        return argv, ready, {"PYTHONPATH": path}
+    raise ValueError(f"unknown server kind {kind!r}")
 
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """One BLAS thread per server process: ``--jobs`` workers share the cores, and numpy,
+    scikit-learn and torch would otherwise spawn a thread per core in every worker. dcsa pins
+    itself to one BLAS thread anyway (server.py)."""
     env = dict(os.environ)
     env.update({k: "1" for k in BLAS_VARIABLES})
+    env.update(extra or {})
     return env
 
 
 class Servers:
-    """The suggestion servers of one worker, started on first use and reused for every run."""
+    """The suggestion servers of one worker, started on first use and reused for every run
+    (except Katib's own services: one process per experiment, as Katib deploys them)."""
 
     def __init__(self) -> None:
         self._procs: dict[str, ServerProcess] = {}
@@ -150,18 +230,8 @@ class Servers:
 
     def stub(self, kind: str) -> pb_grpc.SuggestionStub:
         if kind not in self._stubs:
-            if kind == "dcsa":
-                proc = ServerProcess(
-                    "dcsa",
-                    _dcsa_argv(),
-                    r"serving Katib suggestions on \S+:(\d+)",
-                    env=server_env(),
-                    cwd=REPO,
-                )
-            else:
-                proc = ServerProcess(
-                    "skopt", _skopt_argv(), r"listening on \S+:(\d+)", env=server_env(), cwd=REPO
-                )
+            argv, ready, extra = server_command(kind)
+            proc = ServerProcess(kind, argv, ready, env=server_env(extra), cwd=REPO)
             proc.start()
             self._procs[kind] = proc
             channel = grpc.insecure_channel(f"127.0.0.1:{proc.port}", options=_CHANNEL_OPTIONS)
@@ -170,7 +240,8 @@ class Servers:
         return self._stubs[kind]
 
     def restart(self, kind: str) -> None:
-        """After an abandoned call the server still computes it: start it afresh."""
+        """Stop a server (after an abandoned call it still computes; or the run is over for a
+        per-experiment service); the next ``stub`` starts it afresh."""
         if kind in self._procs:
             self._channels.pop(kind).close()
             self._stubs.pop(kind)
@@ -197,10 +268,35 @@ def merge_settings(
     return out
 
 
+_TYPES = {
+    "double": pb.DOUBLE,
+    "int": pb.INT,
+    "discrete": pb.DISCRETE,
+    "categorical": pb.CATEGORICAL,
+}
+_DISTRIBUTIONS = {"uniform": pb.UNIFORM, "logUniform": pb.LOG_UNIFORM}
+
+
+def parameter_specs(prob: Problem) -> list[pb.ParameterSpec]:
+    """The problem's parameters as Katib sends them (the mutating webhook fills
+    ``distribution: uniform`` where it is empty, categorical and discrete ones included)."""
+    out = []
+    for s in prob.specs():
+        fs = pb.FeasibleSpace(distribution=_DISTRIBUTIONS[s.distribution])
+        if s.values:
+            fs.list.extend(s.values)
+        else:
+            fs.min, fs.max = s.min, s.max
+            if s.step:
+                fs.step = s.step
+        out.append(pb.ParameterSpec(name=s.name, parameter_type=_TYPES[s.type], feasible_space=fs))
+    return out
+
+
 def experiment_spec(
     prob: Problem, algorithm: str, settings: Sequence[tuple[str, str]], task: Task
 ) -> pb.Experiment:
-    """The Experiment as Katib sends it (the mutating webhook fills distribution: uniform)."""
+    """The Experiment as Katib sends it."""
     objective = pb.ObjectiveSpec(type=pb.MINIMIZE, objective_metric_name=METRIC)
     spec = pb.ExperimentSpec(
         objective=objective,
@@ -211,12 +307,7 @@ def experiment_spec(
         parallel_trial_count=task.batch,
         max_trial_count=task.budget,
     )
-    for name, lo, hi in prob.parameters():
-        spec.parameter_specs.parameters.add(
-            name=name,
-            parameter_type=pb.DOUBLE,
-            feasible_space=pb.FeasibleSpace(min=repr(lo), max=repr(hi), distribution=pb.UNIFORM),
-        )
+    spec.parameter_specs.parameters.extend(parameter_specs(prob))
     return pb.Experiment(name=task.experiment_name(), spec=spec)
 
 
@@ -225,14 +316,21 @@ def _noise_rng(task: Task) -> np.random.Generator:
     return np.random.default_rng([task.seed, 20260322])
 
 
+def initial_settings(task: Task) -> list[tuple[str, str]]:
+    """The experiment's algorithm settings: the run's seed as ``random_state`` (Katib's name,
+    which every arm here reads), then the task's own settings."""
+    kind = arm_kind(task.arm)
+    if kind.server == "skopt":
+        return list(task.settings)
+    return merge_settings([("random_state", str(task.seed))], task.settings)
+
+
 def run_grpc(task: Task, servers: Servers) -> RunResult:
     """Drive one experiment through GetSuggestions as Katib's controller would."""
     prob = problem(task.problem)
-    is_skopt = task.arm == SKOPT
-    kind = "skopt" if is_skopt else "dcsa"
-    algorithm = SKOPT_ALGORITHM if is_skopt else task.arm
-    stub = servers.stub(kind)
-    settings: list[tuple[str, str]] = [] if is_skopt else [("random_state", str(task.seed))]
+    kind = arm_kind(task.arm)
+    stub = servers.stub(kind.server)
+    settings = initial_settings(task)
     noise = _noise_rng(task)
     result = RunResult(
         problem=task.problem, arm=task.arm, batch=task.batch, seed=task.seed, budget=task.budget
@@ -241,120 +339,77 @@ def run_grpc(task: Task, servers: Servers) -> RunResult:
     trials: list[pb.Trial] = []
     total = 0
     started = time.perf_counter()
-    while len(trials) < task.budget:
-        n = min(task.batch, task.budget - len(trials))
-        call_settings = settings
-        if is_skopt:
-            # Katib's skopt service keeps one Optimizer in memory, whose random generator
-            # advances from call to call; skopt_service.py builds a fresh Optimizer per call,
-            # so a fixed random_state would repeat the same initial point. A seed per call
-            # (run seed, request counter) keeps runs reproducible and the draws fresh.
-            call_settings = [("random_state", str(task.seed * 100_003 + total))]
-        req = pb.GetSuggestionsRequest(
-            experiment=experiment_spec(prob, algorithm, call_settings, task),
-            trials=trials,
-            current_request_number=n,
-            total_request_number=total + n,
-        )
-        t0 = time.perf_counter()
-        try:
-            reply = stub.GetSuggestions(req, timeout=KATIB_DEADLINE_SECONDS)
-        except grpc.RpcError as exc:
+    try:
+        while len(trials) < task.budget:
+            n = min(task.batch, task.budget - len(trials))
+            call_settings = settings
+            if kind.server == "skopt":
+                # Katib's skopt service keeps one Optimizer in memory, whose random generator
+                # advances from call to call; skopt_service.py builds a fresh Optimizer per
+                # call, so a fixed random_state would repeat the same initial point. A seed per
+                # call (run seed, request counter) keeps runs reproducible and the draws fresh.
+                call_settings = merge_settings(
+                    settings, [("random_state", str(task.seed * 100_003 + total))]
+                )
+            req = pb.GetSuggestionsRequest(
+                experiment=experiment_spec(prob, kind.algorithm, call_settings, task),
+                trials=trials,
+                current_request_number=n,
+                total_request_number=total + n,
+            )
+            t0 = time.perf_counter()
+            try:
+                reply = stub.GetSuggestions(req, timeout=KATIB_DEADLINE_SECONDS)
+            except grpc.RpcError as exc:
+                result.call_seconds.append(time.perf_counter() - t0)
+                result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    servers.restart(kind.server)
+                break
             result.call_seconds.append(time.perf_counter() - t0)
-            result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                servers.restart(kind)
-            break
-        result.call_seconds.append(time.perf_counter() - t0)
-        if len(reply.parameter_assignments) != n:
-            result.error = f"{len(reply.parameter_assignments)} assignments for {n} asked"
-            break
-        total += n
-        if not is_skopt:
+            if len(reply.parameter_assignments) != n:
+                result.error = f"{len(reply.parameter_assignments)} assignments for {n} asked"
+                break
+            total += n
             settings = merge_settings(
                 settings, [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
             )
-        for item in reply.parameter_assignments:
-            x = {a.name: float(a.value) for a in item.assignments}
-            y_true = prob.value(x)
-            y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
-            name = item.trial_name or f"{task.experiment_name()}-{len(trials):04d}"
-            trial = pb.Trial(name=name)
-            trial.spec.objective.CopyFrom(objective)
-            trial.spec.parameter_assignments.assignments.extend(item.assignments)
-            for k, v in item.labels.items():
-                trial.spec.labels[k] = v
-            trial.status.condition = pb.TrialStatus.SUCCEEDED
-            trial.status.observation.metrics.add(name=METRIC, value=repr(y))
-            trials.append(trial)
-            origin = item.labels.get(ORIGIN_LABEL, "")
-            result.origins.append(origin)
-            result.fallbacks += origin == "fallback"
-            result.values.append(y)
-            result.true_values.append(y_true)
-    result.wall_seconds = time.perf_counter() - started
-    return result
-
-
-# ---- Optuna TPE, in process ----------------------------------------------------------------
-def run_tpe(task: Task) -> RunResult:
-    """Optuna's multivariate TPE with ask/tell, ``batch`` asks then ``batch`` tells per round.
-
-    In process: Katib ships no multivariate-TPE suggestion service (its ``tpe`` and
-    ``multivariate-tpe`` go through its own Optuna service, which keeps state in memory); the
-    peer here is the sampler itself.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prob = problem(task.problem)
-    dists: dict[str, optuna.distributions.BaseDistribution] = {
-        name: optuna.distributions.FloatDistribution(lo, hi) for name, lo, hi in prob.parameters()
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(multivariate=True, seed=task.seed)
-    study = optuna.create_study(direction="minimize", sampler=sampler)
-    noise = _noise_rng(task)
-    result = RunResult(
-        problem=task.problem, arm=task.arm, batch=task.batch, seed=task.seed, budget=task.budget
-    )
-    started = time.perf_counter()
-    while len(result.values) < task.budget:
-        n = min(task.batch, task.budget - len(result.values))
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            asked = [study.ask(dists) for _ in range(n)]
-        result.call_seconds.append(time.perf_counter() - t0)
-        for trial in asked:
-            y_true = prob.value(trial.params)
-            y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
-            study.tell(trial, y)
-            result.values.append(y)
-            result.true_values.append(y_true)
-            result.origins.append("")
+            for item in reply.parameter_assignments:
+                assignment = {a.name: a.value for a in item.assignments}
+                y_true = prob.value(assignment)
+                y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
+                name = item.trial_name or f"{task.experiment_name()}-{len(trials):04d}"
+                trial = pb.Trial(name=name)
+                trial.spec.objective.CopyFrom(objective)
+                trial.spec.parameter_assignments.assignments.extend(item.assignments)
+                # item.labels go to the Trial's metadata only: Katib never sends them back
+                trial.status.condition = pb.TrialStatus.SUCCEEDED
+                trial.status.observation.metrics.add(name=METRIC, value=repr(y))
+                trials.append(trial)
+                origin = item.labels.get(ORIGIN_LABEL, "")
+                result.origins.append(origin)
+                result.fallbacks += origin == "fallback"
+                result.values.append(y)
+                result.true_values.append(y_true)
+    finally:
+        if kind.per_run_process:
+            servers.restart(kind.server)
     result.wall_seconds = time.perf_counter() - started
     return result
 
 
 def run_task(task: Task, servers: Servers) -> RunResult:
     """Run one task with the worker's servers."""
-    if task.arm == TPE:
-        return run_tpe(task)
-    if task.arm == SKOPT or task.arm in DCSA_ARMS:
-        return run_grpc(task, servers)
-    raise ValueError(f"unknown arm {task.arm!r}; known: {list(ARMS)}")
+    return run_grpc(task, servers)
 
 
 # ---- worker processes -------------------------------------------------------------------------
 def worker_main(tasks: Any, results: Any, worker: int) -> None:
     """Run tasks from ``tasks`` until a ``None``; put ``(key, run json)`` on ``results``.
 
-    Each worker owns one ``dcsa serve`` process (and one skopt service, when it gets a skopt
-    task), started on first use and stopped on exit, SIGTERM included.
+    Each worker owns one server process per kind of arm it has run (``dcsa serve``, the skopt
+    service, the peer service...), started on first use and stopped on exit, SIGTERM included.
     """
-    import os
     import signal
     import traceback
 

@@ -42,18 +42,32 @@ from typing import Any
 if __package__ in (None, ""):  # run as ``python benchmarks/suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import _suite_drive as drive
 from benchmarks import _suite_report as report
-from benchmarks._suite_drive import ARMS, DCSA_ARMS, REPO, SKOPT, TPE, Task, problem, worker_main
+from benchmarks import problems as problem_set
+from benchmarks._suite_drive import (
+    ARMS,
+    DCSA_ARMS,
+    REPO,
+    SKOPT,
+    Task,
+    arm_kind,
+    base_arm,
+    problem,
+    worker_main,
+)
 
-BASE_PROBLEMS = ("unequal", "equal", "interaction-0", "interaction-0.1", "interaction-0.5")
-NOISE = 0.01
+#: The fast arms: our strategies and the peers that answer in well under a second.
+OUR_ARMS = DCSA_ARMS
+FAST_PEERS = ("tpe", "optuna-gp", "katib-tpe")
+#: Slow peers: run last, cut first by a deadline, curves kept in benchmarks/results/peer_runs/.
+SLOW_PEERS = (SKOPT, "hebo", "botorch")
 
 
-def skopt_priority(prob: str) -> tuple[int, str]:
-    """Order of the skopt arm's cells: where a target is measured against it first."""
-    order = ("unequal", "equal", "interaction-0.5", "interaction-0", "interaction-0.1")
-    base, _sep, noise = prob.partition("-noise")
-    return (order.index(base) if base in order else len(order), noise)
+def slow_priority(prob: str) -> tuple[int, str]:
+    """Order of a slow arm's cells: the check set first, in its listed order."""
+    order = problem_set.CHECK + problem_set.TUNE
+    return (order.index(prob) if prob in order else len(order), prob)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,58 +83,102 @@ class Preset:
     blocks: tuple[Block, ...]
     arms: tuple[str, ...]
     seeds: int
-    budget: int
-    skopt_seeds: int | None = None  # cap on skopt's seeds (it is slow); None: all
+    budgets: tuple[int, ...]
+    slow_seeds: int | None = None  # cap on the slow peers' seeds; None: all
     doc: str = ""
 
 
+TUNE, CHECK = problem_set.TUNE, problem_set.CHECK
+
 PRESETS = {
     "quick": Preset(
-        blocks=(Block(problems=("unequal", "equal"), batches=(1,)),),
-        arms=("random", "gp-bo", "dcsa-bo"),
-        seeds=3,
-        budget=40,
-        doc="unequal and equal, random/gp-bo/dcsa-bo, 3 seeds, 40 trials, batch 1",
+        blocks=(Block(problems=("unequal", "mixed4"), batches=(1,)),),
+        arms=("random", "gp-bo", "dcsa-bo", "tpe"),
+        seeds=2,
+        budgets=(30,),
+        doc="two tune problems, random/gp-bo/dcsa-bo/tpe, 2 seeds, 30 trials, batch 1",
     ),
-    "medium": Preset(
-        blocks=(
-            Block(problems=BASE_PROBLEMS, batches=(1,)),
-            Block(problems=("unequal",), batches=(4,)),
-        ),
-        arms=ARMS,
+    "tune": Preset(
+        blocks=(Block(problems=TUNE, batches=(1,)),),
+        arms=("random", "gp-bo", "dcsa-bo", "tpe", "optuna-gp"),
         seeds=10,
-        budget=100,
-        doc="the 5 noise-free problems at batch 1 plus unequal at batch 4, all 7 arms, "
-        "10 seeds, 100 trials (skopt: as many seeds as --skopt-seeds / --deadline allow)",
+        budgets=(60,),
+        doc="the tune set at batch 1: the problems to choose engine defaults on",
+    ),
+    "check": Preset(
+        blocks=(Block(problems=CHECK, batches=(1,)),),
+        arms=(*OUR_ARMS, *FAST_PEERS),
+        seeds=10,
+        budgets=(60,),
+        doc="the check set at batch 1, our arms and the fast peers, 10 seeds, 60 trials "
+        "(HEBO and skopt from their stored runs when asked with --arms)",
     ),
     "full": Preset(
-        blocks=(
-            Block(
-                problems=BASE_PROBLEMS + tuple(f"{p}-noise{NOISE:g}" for p in BASE_PROBLEMS),
-                batches=(1, 4),
-            ),
-        ),
-        arms=ARMS,
+        blocks=(Block(problems=CHECK, batches=(1, 4)),),
+        arms=(*OUR_ARMS, *FAST_PEERS, *SLOW_PEERS),
         seeds=10,
-        budget=100,
-        doc="the 5 problems with noise 0 and 0.01, batch 1 and 4, all 7 arms, 10 seeds, 100 trials",
+        budgets=(60, 100),
+        slow_seeds=5,
+        doc="the check set at batch 1 and 4, 60 and 100 trials, every arm, 10 seeds (slow peers 5)",
     ),
 }
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return name.strip(), value.strip()
+
+
+def _arm_setting(text: str) -> tuple[str, list[tuple[str, str]]]:
+    arm, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ARM:KEY=VALUE[,KEY=VALUE...]")
+    return arm.strip(), [_setting(kv) for kv in rest.split(",") if kv.strip()]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.suite",
-        description="Synthetic multi-subnetwork suite through the Katib gRPC API.",
+        description="The benchmark suite through the Katib gRPC API (docs/benchmarks.md).",
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="check")
+    p.add_argument(
+        "--set",
+        choices=sorted(problem_set.SETS),
+        default=None,
+        help="the problem set (replaces the preset's problems)",
+    )
     p.add_argument("--problems", nargs="+", default=None, help="replace the preset's problems")
-    p.add_argument("--arms", nargs="+", choices=ARMS, default=None, help="subset of arms")
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        default=None,
+        help=f"arms: {', '.join(ARMS)}; a variant <arm>@<label> takes its own --arm-settings",
+    )
+    p.add_argument(
+        "--setting",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an algorithm setting sent to every one of our arms (repeatable)",
+    )
+    p.add_argument(
+        "--arm-settings",
+        type=_arm_setting,
+        action="append",
+        default=[],
+        metavar="ARM:KEY=VALUE[,KEY=VALUE]",
+        help="settings for one arm, e.g. gp-bo@init12:n_initial_points=12 (repeatable; "
+        "these win over --setting)",
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per arm")
-    p.add_argument("--budget", type=int, default=None, help="trials per run")
+    p.add_argument("--budget", type=int, nargs="+", default=None, help="trials per run")
     p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes")
     p.add_argument(
-        "--skopt-seeds", type=int, default=None, help="cap on the skopt arm's seeds (slow arm)"
+        "--slow-seeds", type=int, default=None, help="cap on the slow peers' seeds (skopt, hebo...)"
     )
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument(
@@ -131,28 +189,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--fresh", action="store_true", help="ignore the checkpoint's runs")
     p.add_argument("--report-only", action="store_true", help="no runs: report from the checkpoint")
+    p.add_argument(
+        "--no-peer-cache",
+        action="store_true",
+        help="neither read nor extend the stored runs of slow peers (benchmarks/results/peer_runs)",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="output directory (default benchmarks/results/suite; quick: .../suite/quick)",
+        help="output directory (default benchmarks/results/suite/<preset or set>)",
     )
     ns = p.parse_args(argv)
     if ns.out is None:
-        ns.out = REPO / "benchmarks" / "results" / "suite"
-        if ns.preset == "quick":
-            ns.out /= "quick"
-    for name in ("seeds", "budget", "jobs"):
+        ns.out = REPO / "benchmarks" / "results" / "suite" / (ns.set or ns.preset)
+    for name in ("seeds", "jobs"):
         value = getattr(ns, name)
         if value is not None and value < 1:
             p.error(f"--{name} must be at least 1")
+    for value in (ns.budget or []) + (ns.batch or []):
+        if value < 1:
+            p.error("--budget and --batch must be at least 1")
     for name in ns.problems or ():
         try:
             problem(name)
         except KeyError as exc:
             p.error(str(exc))
+    for arm in [*(ns.arms or ()), *(a for a, _ in ns.arm_settings)]:
+        try:
+            arm_kind(arm)
+        except KeyError as exc:
+            p.error(str(exc))
     return ns
+
+
+def arm_settings(ns: argparse.Namespace, arm: str) -> tuple[tuple[str, str], ...]:
+    """The settings an arm's experiments carry: ``--setting`` for our arms, then the arm's own
+    ``--arm-settings`` (by name, the later wins)."""
+    out: dict[str, str] = {}
+    if arm_kind(arm).ours:
+        out.update(ns.setting)
+    for name, kvs in ns.arm_settings:
+        if name == arm:
+            out.update(kvs)
+    return tuple(out.items())
 
 
 # ---- the plan -----------------------------------------------------------------------------------
@@ -161,37 +242,68 @@ def plan(ns: argparse.Namespace) -> tuple[list[Task], dict[str, Any]]:
     deadline cuts the last seeds of every arm alike and load on shared cores hits all arms."""
     preset = PRESETS[ns.preset]
     blocks = preset.blocks
-    if ns.problems or ns.batch:
-        problems = tuple(ns.problems or dict.fromkeys(p for b in blocks for p in b.problems))
+    if ns.set or ns.problems or ns.batch:
+        problems = tuple(
+            ns.problems
+            or (problem_set.SETS[ns.set] if ns.set else ())
+            or dict.fromkeys(p for b in blocks for p in b.problems)
+        )
         batches = tuple(ns.batch or dict.fromkeys(x for b in blocks for x in b.batches))
         blocks = (Block(problems=problems, batches=batches),)
     arms = tuple(ns.arms or preset.arms)
     seeds = ns.seeds or preset.seeds
-    budget = ns.budget or preset.budget
-    skopt_seeds = ns.skopt_seeds if ns.skopt_seeds is not None else preset.skopt_seeds
-    cells = [(p, b) for block in blocks for b in block.batches for p in block.problems]
-    fast = tuple(a for a in arms if a != SKOPT)
+    budgets = tuple(ns.budget or preset.budgets)
+    slow_seeds = ns.slow_seeds if ns.slow_seeds is not None else preset.slow_seeds
+    cells = [
+        (p, b, n)
+        for n in budgets
+        for block in blocks
+        for b in block.batches
+        for p in block.problems
+    ]
+    fast = tuple(a for a in arms if base_arm(a) not in SLOW_PEERS)
+    slow = tuple(a for a in arms if base_arm(a) in SLOW_PEERS)
+    settings = {a: arm_settings(ns, a) for a in arms}
     tasks: list[Task] = []
     for seed in range(seeds):
-        for i, (prob, batch) in enumerate(cells):
+        for i, (prob, batch, budget) in enumerate(cells):
             k = (seed + i) % max(len(fast), 1)
             for arm in fast[k:] + fast[:k]:  # rotate which arm goes first
-                tasks.append(Task(problem=prob, arm=arm, batch=batch, seed=seed, budget=budget))
-    if SKOPT in arms:
-        # The slow arm goes last, the cells that carry a target against it first, so that a
-        # deadline cuts skopt's seeds and nothing else.
-        n_skopt = seeds if skopt_seeds is None else min(seeds, skopt_seeds)
-        for prob, batch in sorted(cells, key=lambda c: (skopt_priority(c[0]), c[1])):
-            for seed in range(n_skopt):
-                tasks.append(Task(problem=prob, arm=SKOPT, batch=batch, seed=seed, budget=budget))
+                tasks.append(
+                    Task(
+                        problem=prob,
+                        arm=arm,
+                        batch=batch,
+                        seed=seed,
+                        budget=budget,
+                        settings=settings[arm],
+                    )
+                )
+    # The slow arms go last, so that a deadline cuts their seeds and nothing else.
+    n_slow = seeds if slow_seeds is None else min(seeds, slow_seeds)
+    for arm in slow:
+        for prob, batch, budget in sorted(cells, key=lambda c: (c[2], c[1], slow_priority(c[0]))):
+            for seed in range(n_slow):
+                tasks.append(
+                    Task(
+                        problem=prob,
+                        arm=arm,
+                        batch=batch,
+                        seed=seed,
+                        budget=budget,
+                        settings=settings[arm],
+                    )
+                )
     info = {
         "preset": ns.preset,
         "preset_doc": preset.doc,
+        "set": ns.set,
         "blocks": [{"problems": list(b.problems), "batches": list(b.batches)} for b in blocks],
         "arms": list(arms),
+        "arm_settings": {a: dict(v) for a, v in settings.items() if v},
         "seeds": seeds,
-        "budget": budget,
-        "skopt_seeds": skopt_seeds,
+        "budgets": list(budgets),
+        "slow_seeds": slow_seeds,
     }
     return tasks, info
 
@@ -201,7 +313,7 @@ def _digest(paths: Iterable[Path], extra: str = "") -> str:
     h = hashlib.sha256(extra.encode())
     for path in sorted(paths):
         h.update(str(path.relative_to(REPO)).encode())
-        h.update(path.read_bytes())
+        h.update(path.read_bytes() if path.exists() else b"absent")
     return h.hexdigest()[:16]
 
 
@@ -212,10 +324,17 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def fingerprints() -> dict[str, str]:
-    """What each arm's results depend on; a checkpointed run is reused only if it matches."""
+def _venv_packages(venv: Path) -> str:
+    """The distributions installed in a separate environment (names with versions)."""
+    return " ".join(sorted(p.name for p in venv.glob("lib/python*/site-packages/*.dist-info")))
+
+
+def server_fingerprints() -> dict[str, str]:
+    """What the answers of each kind of server depend on: its code and its libraries. The
+    problems are fingerprinted apart (``Problem.fingerprint``), so a new problem re-runs
+    nothing else."""
     bench = REPO / "benchmarks"
-    common = [bench / "synthetic.py", bench / "_suite_drive.py"]
+    loop = [bench / "_suite_drive.py", bench / "_latency_common.py"]
     # What ``dcsa serve`` runs to answer GetSuggestions; the operator, the local runner and the
     # CLI's other commands do not change a suggestion.
     pkg = REPO / "suggestion_service"
@@ -225,28 +344,66 @@ def fingerprints() -> dict[str, str]:
         for p in (pkg / part).rglob("*.py")
         if "__pycache__" not in p.parts
     ] + [pkg / "server.py", pkg / "__init__.py"]
-    dcsa = _digest(common + service, f"numpy {_version('numpy')} scipy {_version('scipy')}")
-    skopt = _digest(
-        [*common, bench / "skopt_service.py", bench / "_latency_common.py"],
-        f"skopt {_version('scikit-optimize')} sklearn {_version('scikit-learn')}",
-    )
-    tpe = _digest(common, f"optuna {_version('optuna')}")
-    return {**dict.fromkeys(DCSA_ARMS, dcsa), SKOPT: skopt, TPE: tpe}
+    katib_src = drive.KATIB_SRC / "pkg" / "suggestion" / "v1beta1"
+    katib_code = sorted(katib_src.rglob("*.py")) if katib_src.is_dir() else []
+    katib = hashlib.sha256(b"".join(p.read_bytes() for p in katib_code)).hexdigest()[:16]
+    return {
+        "dcsa": _digest(loop + service, f"numpy {_version('numpy')} scipy {_version('scipy')}"),
+        "skopt": _digest(
+            [*loop, bench / "skopt_service.py"],
+            f"skopt {_version('scikit-optimize')} sklearn {_version('scikit-learn')}",
+        ),
+        "peers": _digest(
+            [*loop, bench / "peer_service.py"],
+            f"optuna {_version('optuna')} torch {_version('torch')}",
+        ),
+        "peers-ext": _digest([*loop, bench / "peer_service.py"], _venv_packages(drive.PEER_VENV)),
+        "katib-optuna": _digest(
+            [*loop, bench / "katib_optuna.py"],
+            f"katib {katib} {_venv_packages(drive.KATIB_VENV)}",
+        ),
+    }
 
 
-def load_checkpoint(path: Path, prints: dict[str, str]) -> dict[str, dict[str, Any]]:
+class Fingerprints:
+    """The fingerprint of a task: its server's code and libraries, the arm's settings and the
+    problem's definition. A stored run is reused only when all three match."""
+
+    def __init__(self) -> None:
+        self.servers = server_fingerprints()
+        self._problems: dict[str, str] = {}
+
+    def __call__(self, task: Task) -> str:
+        if task.problem not in self._problems:
+            self._problems[task.problem] = problem(task.problem).fingerprint()
+        settings = hashlib.sha256(json.dumps(task.settings).encode()).hexdigest()[:8]
+        server = self.servers[arm_kind(task.arm).server]
+        return f"{server}-{settings}-{self._problems[task.problem]}"
+
+
+def load_runs(
+    paths: Iterable[Path], tasks: Sequence[Task], prints: Fingerprints
+) -> dict[str, dict[str, Any]]:
+    """The runs stored in checkpoint files whose fingerprint matches a planned task's."""
+    wanted = {t.key: prints(t) for t in tasks}
     done: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by an interrupted write
-        run = entry["run"]
-        if entry["fingerprint"] == prints.get(run["arm"]) and not run["error"]:
-            done[entry["key"]] = run
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by an interrupted write
+            run = entry["run"]
+            if wanted.get(entry["key"]) == entry["fingerprint"] and not run["error"]:
+                done[entry["key"]] = run
     return done
+
+
+def peer_store(arm: str) -> Path:
+    """The committed runs of a slow peer (its curves are deterministic per seed)."""
+    return REPO / "benchmarks" / "results" / "peer_runs" / f"{arm.replace('@', '_')}.jsonl"
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -268,6 +425,7 @@ def execute(
     jobs: int,
     checkpoint: Path,
     prints: dict[str, str],
+    store_slow: bool = True,
     deadline: float | None,
     past: Iterable[dict[str, Any]] = (),
 ) -> tuple[dict[str, dict[str, Any]], int]:
@@ -324,8 +482,14 @@ def execute(
                 arm = run["arm"]
                 if not run["error"]:
                     walls.setdefault((arm, run["batch"]), []).append(run["wall_seconds"])
-                ck.write(json.dumps({"key": key, "fingerprint": prints[arm], "run": run}) + "\n")
+                line = json.dumps({"key": key, "fingerprint": prints[key], "run": run})
+                ck.write(line + "\n")
                 ck.flush()
+                if store_slow and base_arm(arm) in SLOW_PEERS and not run["error"]:
+                    store = peer_store(arm)
+                    store.parent.mkdir(parents=True, exist_ok=True)
+                    with store.open("a") as f:
+                        f.write(line + "\n")
                 _progress(run, len(out), len(tasks), time.monotonic() - started)
                 dispatch()
         for _ in workers:
@@ -380,7 +544,7 @@ def write_outputs(
     summaries = report.summarise([r for r in runs if not r["error"]])
     (out / "runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
     lines = [
-        "# Synthetic multi-subnetwork suite",
+        "# Benchmark suite",
         "",
         "Produced by:",
         "",
@@ -389,8 +553,8 @@ def write_outputs(
         "```",
         "",
         f"Preset `{meta['plan']['preset']}`: {meta['plan']['preset_doc']}. "
-        f"Budget {meta['plan']['budget']} trials; seeds per arm below (skopt cap "
-        f"{meta['plan']['skopt_seeds']}); {meta['jobs']} worker(s) on {meta['cpus']} CPU(s), "
+        f"Budgets {meta['plan']['budgets']} trials; seeds per arm below (slow peers' cap "
+        f"{meta['plan']['slow_seeds']}); {meta['jobs']} worker(s) on {meta['cpus']} CPU(s), "
         f"suite wall time {meta['wall_seconds'] / 60:.1f} min"
         + (
             f" (+ {meta['reused_runs']} runs reused from the checkpoint, same code fingerprint)"
@@ -425,8 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks, info = plan(ns)
     ns.out.mkdir(parents=True, exist_ok=True)
     checkpoint = ns.out / "checkpoint.jsonl"
-    prints = fingerprints()
-    done = {} if ns.fresh else load_checkpoint(checkpoint, prints)
+    fingerprint = Fingerprints()
+    prints = {t.key: fingerprint(t) for t in tasks}
+    stores = [] if ns.no_peer_cache else sorted({peer_store(t.arm) for t in tasks})
+    done = {} if ns.fresh else load_runs([checkpoint], tasks, fingerprint)
+    # the stored runs of slow peers are reused even with --fresh: they are deterministic
+    done.update({k: v for k, v in load_runs(stores, tasks, fingerprint).items() if k not in done})
     todo = [t for t in tasks if t.key not in done]
     print(
         f"# {len(tasks)} runs planned, {len(tasks) - len(todo)} reused from {checkpoint}, "
@@ -442,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs=ns.jobs,
             checkpoint=checkpoint,
             prints=prints,
+            store_slow=not ns.no_peer_cache,
             deadline=_deadline(ns.deadline),
             past=done.values(),
         )
@@ -455,9 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
-            d: _version(d) for d in ("numpy", "scipy", "scikit-optimize", "optuna", "grpcio")
+            d: _version(d)
+            for d in ("numpy", "scipy", "scikit-optimize", "optuna", "torch", "grpcio")
         },
-        "fingerprints": prints,
+        "fingerprints": fingerprint.servers,
         "wall_seconds": round(time.monotonic() - started, 1),
         "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "reused_runs": sum(t.key in done and t.key not in fresh for t in tasks),
