@@ -43,3 +43,20 @@ class SearchSpaceExhaustedError(DcsaError):
 
 class InvalidRequestError(InvalidArgumentError):
     """The request itself is malformed (for example a non-positive request number)."""
+
+
+#: Longest echo of a client's value in an error message or log line. A whole 20 kB value in a
+#: gRPC status overflows the metadata limit (the client then sees RESOURCE_EXHAUSTED instead).
+ECHO_LIMIT = 200
+
+
+def cut(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (for values sent by a client)."""
+    return cut(repr(value), limit)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, cut
 from .space import FloatArray, SearchSpace
 
 
@@ -216,3 +216,25 @@ def _metric(trial: TrialRecord, metric: str, issues: list[HistoryIssue]) -> floa
         issues.append(HistoryIssue(trial.name, "non_finite_metric", f"{metric}={text!r}"))
         return None
     return value
+
+
+def summarize_issues(issues: Sequence[HistoryIssue], *, examples: int = 3) -> str | None:
+    """One line for a call's tolerated history problems: counts by reason and a few examples.
+
+    A warning per trial per call grows the log with the square of the experiment (every call
+    carries every trial); one summary per call does not.
+
+    Returns:
+        None when there are no issues.
+    """
+    if not issues:
+        return None
+    by_reason: dict[str, int] = {}
+    for issue in issues:
+        by_reason[issue.reason] = by_reason.get(issue.reason, 0) + 1
+    counts = ", ".join(f"{reason}={n}" for reason, n in sorted(by_reason.items()))
+    shown = "; ".join(
+        cut(f"trial {i.trial}: {i.reason}: {i.detail}", 200) for i in issues[:examples]
+    )
+    more = f" (and {len(issues) - examples} more)" if len(issues) > examples else ""
+    return f"{len(issues)} trial(s) tolerated in the history ({counts}): {shown}{more}"

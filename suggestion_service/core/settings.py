@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidSettingError
+from .errors import InvalidSettingError, cut, echo
 
 SETTINGS_FIELD = "spec.algorithm.algorithmSettings"
 
@@ -51,6 +51,8 @@ class Setting:
         parse: turns Katib's string into the typed value; raises ValueError if malformed.
         check: returns None if the typed value is allowed, else a description of what is allowed.
         doc: one sentence for the README table.
+        choices: the allowed values of a choice setting (for docs).
+        maximum: the largest allowed value of a numeric setting (for docs; ``check`` enforces it).
     """
 
     name: str
@@ -60,6 +62,7 @@ class Setting:
     doc: str
     check: Callable[[Any], str | None] = lambda _v: None
     choices: tuple[str, ...] = ()
+    maximum: float | None = None
 
 
 def at_least(low: float) -> Callable[[Any], str | None]:
@@ -78,22 +81,56 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {list(choices)}"
 
 
-def int_setting(name: str, default: int | None, doc: str, *, minimum: int = 0) -> Setting:
+def at_most(high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v <= high else f"must be <= {high}"
+
+
+def _both(
+    first: Callable[[Any], str | None], second: Callable[[Any], str | None]
+) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return first(v) or second(v)
+
+    return check
+
+
+def int_setting(
+    name: str, default: int | None, doc: str, *, minimum: int = 0, maximum: int | None = None
+) -> Setting:
+    """An int setting in [minimum, maximum].
+
+    ``maximum`` keeps an accepted request inside the service's memory and time limits: every
+    setting that sizes an array or a loop should set one.
+    """
+    check = at_least(minimum) if maximum is None else between(minimum, maximum)
     return Setting(
         name=name,
         type_name="int",
         default=default,
         parse=parse_int,
         doc=doc,
-        check=at_least(minimum),
+        check=check,
+        maximum=maximum,
     )
 
 
 def float_setting(
-    name: str, default: float, doc: str, check: Callable[[Any], str | None]
+    name: str,
+    default: float,
+    doc: str,
+    check: Callable[[Any], str | None],
+    *,
+    maximum: float | None = None,
 ) -> Setting:
+    """A float setting allowed by ``check`` and, if given, at most ``maximum``."""
     return Setting(
-        name=name, type_name="float", default=default, parse=parse_float, doc=doc, check=check
+        name=name,
+        type_name="float",
+        default=default,
+        parse=parse_float,
+        doc=doc,
+        check=check if maximum is None else _both(check, at_most(maximum)),
+        maximum=maximum,
     )
 
 
@@ -135,20 +172,24 @@ class SettingsTable:
             setting = table.get(name)
             if setting is None:
                 raise InvalidSettingError(
-                    f"{SETTINGS_FIELD}[{name}]",
-                    f"unknown setting for algorithm {algorithm!r}; allowed: {self.names()}",
+                    f"{SETTINGS_FIELD}[{cut(name, 100)}]",
+                    f"unknown setting for algorithm {echo(algorithm)}; allowed: {self.names()}",
                 )
             try:
                 value = setting.parse(text)
             except (TypeError, ValueError) as exc:
                 raise InvalidSettingError(
                     f"{SETTINGS_FIELD}[{name}]",
-                    f"{text!r} is not a valid {setting.type_name} ({exc})",
+                    f"{echo(text)} is not a valid {setting.type_name} ({cut(str(exc))})",
+                ) from None
+            except RecursionError:
+                raise InvalidSettingError(
+                    f"{SETTINGS_FIELD}[{name}]", "is nested too deeply to parse"
                 ) from None
             problem = setting.check(value)
             if problem is not None:
                 raise InvalidSettingError(
-                    f"{SETTINGS_FIELD}[{name}]", f"{text!r} is not allowed: {problem}"
+                    f"{SETTINGS_FIELD}[{name}]", f"{echo(text)} is not allowed: {problem}"
                 )
             out[name] = value
         return out

@@ -21,12 +21,13 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr, ndtri
 
-from .errors import InvalidSearchSpaceError
+from .errors import InvalidSearchSpaceError, cut, echo
 
 FloatArray = NDArray[np.float64]
 Value = float | int | str
@@ -34,6 +35,14 @@ Value = float | int | str
 _TRUNC = 3.0  # normal distributions are truncated at +-3 sigma
 _PHI_LO = float(ndtr(-_TRUNC))
 _PHI_SPAN = float(ndtr(_TRUNC) - ndtr(-_TRUNC))
+
+#: Largest |value| of an int parameter: integers beyond 2**53 are not exact as doubles.
+MAX_EXACT_INT = 2**53
+#: Most values of a stepped parameter (min + k * step); beyond, counting them overflows.
+MAX_GRID_POINTS = 1e12
+#: Smallest step relative to the largest |bound|: below, neighbouring grid values round to
+#: the same double (doubles carry 52 bits; 40 leaves margin for min + k * step).
+_MIN_RELATIVE_STEP = 2.0**-40
 
 
 class ParameterType(enum.Enum):
@@ -196,10 +205,20 @@ class Parameter:
         if self.type is ParameterType.INT:
             return str(round(typed))
         if self.step is not None:
-            # Trim binary noise from low + k * step to the step's decimal precision.
-            digits = max(0, -math.floor(math.log10(self.step)) + 6) if self.step > 0 else 12
-            typed = round(typed, min(digits, 15))
+            k = round((typed - self.low) / self.step)
+            if abs(typed - (self.low + k * self.step)) <= 1e-6 * self.step:
+                return self._grid_text(k)
         return format_double(typed)
+
+    def _grid_text(self, k: int) -> str:
+        """Grid value ``min + k * step`` computed in decimal, so it carries the digits of both
+        min and step (min=0.00000001, step=0.1 gives 0.10000001, not 0.1) and no binary noise."""
+        k = min(max(k, 0), (self.grid_size or 1) - 1)
+        value = Decimal(repr(self.low)) + k * Decimal(repr(self.step))
+        text = f"{value:f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text in ("", "-0") else text
 
     def parse(self, text: str, *, where: str) -> float:
         """Parse a Katib string value into the typed (numeric or index) form.
@@ -212,20 +231,24 @@ class Parameter:
                 return float(self.labels.index(text))
             except ValueError:
                 raise InvalidSearchSpaceError(
-                    where, f"{text!r} is not one of {list(self.labels)}"
+                    where, f"{echo(text)} is not one of {echo(list(self.labels))}"
                 ) from None
         try:
             x = float(text)
         except ValueError:
-            raise InvalidSearchSpaceError(where, f"{text!r} is not a number") from None
+            raise InvalidSearchSpaceError(where, f"{echo(text)} is not a number") from None
         if self.type is ParameterType.DISCRETE:
             hits = [i for i, v in enumerate(self.values) if math.isclose(v, x, rel_tol=1e-9)]
             if not hits:
-                raise InvalidSearchSpaceError(where, f"{text!r} is not one of {list(self.labels)}")
+                raise InvalidSearchSpaceError(
+                    where, f"{echo(text)} is not one of {echo(list(self.labels))}"
+                )
             return float(hits[0])
         tol = 1e-9 * max(1.0, abs(self.high - self.low))
         if not (self.low - tol <= x <= self.high + tol):
-            raise InvalidSearchSpaceError(where, f"{text} is outside [{self.low}, {self.high}]")
+            raise InvalidSearchSpaceError(
+                where, f"{cut(text)} is outside [{self.low}, {self.high}]"
+            )
         return x
 
 
@@ -328,16 +351,24 @@ def _number(text: str, where: str) -> float:
     try:
         x = float(text)
     except (TypeError, ValueError):
-        raise InvalidSearchSpaceError(where, f"{text!r} is not a number") from None
+        raise InvalidSearchSpaceError(where, f"{echo(text)} is not a number") from None
     if not math.isfinite(x):
-        raise InvalidSearchSpaceError(where, f"{text!r} must be a finite number")
+        raise InvalidSearchSpaceError(where, f"{echo(text)} must be a finite number")
     return x
 
 
 def _integer(text: str, where: str) -> int:
     x = _number(text, where)
     if x != int(x):
-        raise InvalidSearchSpaceError(where, f"{text!r} must be an integer for an int parameter")
+        raise InvalidSearchSpaceError(
+            where, f"{echo(text)} must be an integer for an int parameter"
+        )
+    if abs(x) > MAX_EXACT_INT:
+        raise InvalidSearchSpaceError(
+            where,
+            f"{echo(text)} is beyond +-{MAX_EXACT_INT}, where integers are no longer exact "
+            "as doubles",
+        )
     return int(x)
 
 
@@ -367,7 +398,7 @@ def make_parameter(
     except ValueError:
         allowed = [t.value for t in ParameterType]
         raise InvalidSearchSpaceError(
-            f"{where}.parameterType", f"{type_name!r} is not a known type; allowed: {allowed}"
+            f"{where}.parameterType", f"{echo(type_name)} is not a known type; allowed: {allowed}"
         ) from None
     try:
         dist = Distribution(distribution or "uniform")
@@ -375,7 +406,7 @@ def make_parameter(
         allowed = [d.value for d in Distribution]
         raise InvalidSearchSpaceError(
             f"{where}.feasibleSpace.distribution",
-            f"{distribution!r} is not a known distribution; allowed: {allowed}",
+            f"{echo(distribution)} is not a known distribution; allowed: {allowed}",
         ) from None
     fs = f"{where}.feasibleSpace"
     if ptype is ParameterType.CATEGORICAL:
@@ -391,6 +422,7 @@ def make_parameter(
         nums = [_number(c, f"{fs}.list[{i}]") for i, c in enumerate(choices)]
         if len(set(nums)) != len(nums):
             raise InvalidSearchSpaceError(f"{fs}.list", "values must be unique numbers")
+        _check_range(min(nums), max(nums), f"{fs}.list")
         if dist.is_log and min(nums) <= 0:
             raise InvalidSearchSpaceError(
                 f"{fs}.distribution", f"{dist.value} needs every listed value > 0"
@@ -408,19 +440,51 @@ def make_parameter(
     conv = _integer if ptype is ParameterType.INT else _number
     low, high = float(conv(min_text, f"{fs}.min")), float(conv(max_text, f"{fs}.max"))
     if low >= high:
-        raise InvalidSearchSpaceError(fs, f"min ({min_text}) must be less than max ({max_text})")
+        raise InvalidSearchSpaceError(
+            fs, f"min ({cut(min_text)}) must be less than max ({cut(max_text)})"
+        )
+    _check_range(low, high, fs)
     step: float | None = None
     if step_text:
         step = float(conv(step_text, f"{fs}.step"))
         if step <= 0:
-            raise InvalidSearchSpaceError(f"{fs}.step", f"must be > 0, got {step_text}")
+            raise InvalidSearchSpaceError(f"{fs}.step", f"must be > 0, got {cut(step_text)}")
+        _check_grid(low, high, step, f"{fs}.step")
     elif ptype is ParameterType.INT:
         step = 1.0
+        _check_grid(low, high, step, fs)
     if dist.is_log and low <= 0:
         raise InvalidSearchSpaceError(
-            f"{fs}.min", f"{dist.value} needs min > 0, got {min_text}; use uniform or normal"
+            f"{fs}.min", f"{dist.value} needs min > 0, got {cut(min_text)}; use uniform or normal"
         )
     return Parameter(name=name, type=ptype, low=low, high=high, step=step, distribution=dist)
+
+
+def _check_range(low: float, high: float, where: str) -> None:
+    """max - min must itself be a finite double, or no point between them can be computed."""
+    if not math.isfinite(high - low):
+        raise InvalidSearchSpaceError(
+            where, f"max - min ({high:g} - {low:g}) overflows a double; narrow the range"
+        )
+
+
+def _check_grid(low: float, high: float, step: float, where: str) -> None:
+    """The grid min + k * step must be countable and its points distinct as doubles."""
+    size = (high - low) / step
+    if not size < MAX_GRID_POINTS:
+        raise InvalidSearchSpaceError(
+            where,
+            f"[{low:g}, {high:g}] in steps of {step:g} has more than {MAX_GRID_POINTS:.0e} "
+            "values; use a larger step (or none, for a double)",
+        )
+    magnitude = max(abs(low), abs(high))
+    if step < magnitude * _MIN_RELATIVE_STEP:
+        raise InvalidSearchSpaceError(
+            where,
+            f"step {step:g} is too fine for values as large as {magnitude:g}: a double cannot "
+            f"tell neighbouring grid values apart; use a step of at least "
+            f"{magnitude * _MIN_RELATIVE_STEP:.3g}",
+        )
 
 
 def make_space(parameters: Sequence[Parameter], *, where: str = "spec.parameters") -> SearchSpace:
@@ -432,7 +496,7 @@ def make_space(parameters: Sequence[Parameter], *, where: str = "spec.parameters
         if p.name in seen:
             raise InvalidSearchSpaceError(
                 f"{where}[{i}].name",
-                f"duplicate parameter name {p.name!r} (also {where}[{seen[p.name]}])",
+                f"duplicate parameter name {echo(p.name)} (also {where}[{seen[p.name]}])",
             )
         seen[p.name] = i
     return SearchSpace(tuple(parameters))

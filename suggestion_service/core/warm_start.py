@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidArgumentError, InvalidSettingError
+from .errors import InvalidArgumentError, InvalidSettingError, cut, echo
 from .settings import SETTINGS_FIELD, Setting
 from .space import SearchSpace
 
@@ -38,7 +38,9 @@ def parse_warm_start(text: str) -> tuple[WarmTrial, ...]:
     try:
         data: Any = json.loads(text)
     except ValueError as exc:
-        raise InvalidSettingError(FIELD, f"is not valid JSON ({exc})") from None
+        raise InvalidSettingError(FIELD, f"is not valid JSON ({cut(str(exc))})") from None
+    except RecursionError:
+        raise InvalidSettingError(FIELD, "is nested too deeply to parse") from None
     if not isinstance(data, dict) or not isinstance(data.get("trials"), list):
         raise InvalidSettingError(
             FIELD, 'must be a JSON object {"trials": [{"assignments": {...}, "value": number}]}'
@@ -58,9 +60,9 @@ def parse_warm_start(text: str) -> tuple[WarmTrial, ...]:
             )
         value = item.get("value")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidSettingError(FIELD, f"{where}.value must be a number, got {value!r}")
+            raise InvalidSettingError(FIELD, f"{where}.value must be a number, got {echo(value)}")
         if not math.isfinite(value):
-            raise InvalidSettingError(FIELD, f"{where}.value must be finite, got {value!r}")
+            raise InvalidSettingError(FIELD, f"{where}.value must be finite, got {echo(value)}")
         out.append(WarmTrial(dict(assignments), float(value)))
     return tuple(out)
 

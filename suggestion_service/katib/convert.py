@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from .._generated import api_pb2 as pb
 from ..core.engine import SuggestRequest, SuggestResponse
-from ..core.errors import InvalidObjectiveError, InvalidSearchSpaceError
+from ..core.errors import InvalidObjectiveError, InvalidRequestError, InvalidSearchSpaceError, echo
 from ..core.history import Goal, Objective, TrialRecord, TrialState
 from ..core.settings import LEDGER_SETTING
 from ..core.space import SearchSpace, make_parameter, make_space
@@ -45,7 +45,7 @@ def to_space(spec: pb.ExperimentSpec) -> SearchSpace:
         if type_name is None:
             raise InvalidSearchSpaceError(
                 f"{where}.parameterType",
-                f"parameter {ps.name!r} has unknown type {ps.parameter_type}; allowed: "
+                f"parameter {echo(ps.name)} has unknown type {ps.parameter_type}; allowed: "
                 "double, int, discrete, categorical",
             )
         fs = ps.feasible_space
@@ -100,8 +100,19 @@ def to_trial(trial: pb.Trial) -> TrialRecord:
     )
 
 
+#: Most suggestions an experiment may have requested (``total_request_number``). Quasi-random
+#: sequences are generated up to this position, so memory grows with it: 100,000 costs about
+#: 50 MB; Katib's own experiments stay far below (each trial is a pod).
+MAX_TOTAL_REQUESTS = 100_000
+
+
 def to_request(request: pb.GetSuggestionsRequest) -> SuggestRequest:
     spec = request.experiment.spec
+    if request.total_request_number > MAX_TOTAL_REQUESTS:
+        raise InvalidRequestError(
+            "total_request_number",
+            f"must be at most {MAX_TOTAL_REQUESTS}, got {request.total_request_number}",
+        )
     return SuggestRequest(
         algorithm=spec.algorithm.algorithm_name,
         experiment=request.experiment.name or "experiment",

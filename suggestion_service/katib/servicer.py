@@ -11,8 +11,8 @@ import grpc
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
 from ..core import engine
-from ..core.errors import InvalidArgumentError
-from ..core.history import Goal
+from ..core.errors import InvalidArgumentError, cut
+from ..core.history import Goal, summarize_issues
 from ..observability.metrics import Metrics
 from . import convert
 from .status import status_for
@@ -91,8 +91,15 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
             m.trials.labels(alg, state.value).set(count)
         for issue in response.history.issues:
             m.history_issues.labels(issue.reason).inc()
+        # one summary per call for the history's issues (the engine also lists each one among
+        # the warnings: those are not repeated); anything else is logged as it comes
+        per_trial = {f"trial {i.trial}: {i.reason}: {i.detail}" for i in response.history.issues}
+        summary = summarize_issues(response.history.issues)
+        if summary is not None:
+            log.warning("%s", summary)
         for warning in response.warnings:
-            log.warning("%s", warning)
+            if warning not in per_trial:
+                log.warning("%s", cut(warning, 500))
         h = response.history
         if h.n_obs:
             best = float(h.y_obs.min())
