@@ -67,10 +67,23 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(env DCSA_METRICS_PORT; default 8000)",
     )
     p.add_argument(
+        "--metrics-host",
+        default=os.environ.get("DCSA_METRICS_HOST") or None,
+        help="address the /metrics endpoint listens on (env DCSA_METRICS_HOST; default: --host)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=_env_int("DCSA_WORKERS", 4),
-        help="gRPC worker threads (env DCSA_WORKERS; default 4)",
+        help="Suggestion calls computed at once (env DCSA_WORKERS; default 4)",
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=_env_int("DCSA_MAX_CONCURRENT_RPCS", 0) or None,
+        help="Suggestion calls admitted at once (computing or waiting for a worker); more are "
+        "refused with RESOURCE_EXHAUSTED, which Katib retries (env DCSA_MAX_CONCURRENT_RPCS; "
+        "default twice --workers; at least --workers)",
     )
     p.add_argument(
         "--grace",
@@ -96,7 +109,9 @@ def _serve(ns: argparse.Namespace) -> int:
             host=ns.host,
             port=ns.port,
             metrics_port=ns.metrics_port,
+            metrics_host=ns.metrics_host,
             workers=ns.workers,
+            max_concurrent_rpcs=ns.max_concurrent_rpcs,
             grace=ns.grace,
             blas_threads=ns.blas_threads,
         )

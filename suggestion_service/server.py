@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +28,58 @@ log = logging.getLogger(__name__)
 KATIB_HEALTH_SERVICE = "manager.v1beta1.Suggestion"
 WIRE_SERVICE = "api.v1.beta1.Suggestion"
 _MB = 1024 * 1024
+#: Threads kept for health checks (and any other service) beyond the admitted Suggestion calls.
+HEALTH_THREADS = 4
+
+
+class AdmissionInterceptor(grpc.ServerInterceptor):
+    """Bounds the Suggestion service's calls: ``workers`` compute, ``limit`` are admitted.
+
+    A call beyond ``limit`` is refused at once with RESOURCE_EXHAUSTED (no thread is held, no
+    memory is spent on it); an admitted call waits for one of the ``workers`` slots. Other
+    services (health) pass straight through, so probes answer under any load.
+    """
+
+    def __init__(self, *, service: str, limit: int, workers: int, metrics: Metrics) -> None:
+        self._prefix = f"/{service}/"
+        self._admitted = threading.BoundedSemaphore(limit)
+        self._working = threading.BoundedSemaphore(workers)
+        self._limit = limit
+        self._m = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not handler_call_details.method.startswith(self._prefix)
+        ):
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method.rpartition("/")[2]
+
+        def admitted(request: Any, context: grpc.ServicerContext) -> Any:
+            if not self._admitted.acquire(blocking=False):
+                self._m.rejected.labels(method).inc()
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"busy: {self._limit} Suggestion calls in progress; retry later",
+                )
+            try:
+                with self._working:
+                    return inner(request, context)
+            finally:
+                self._admitted.release()
+
+        return grpc.unary_unary_rpc_method_handler(
+            admitted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +87,14 @@ class ServerConfig:
     """Where and how to serve.
 
     Port 0 picks a free port (read it back from SuggestionServer.port / .metrics_port);
-    a negative ``metrics_port`` disables the /metrics endpoint.
+    a negative ``metrics_port`` disables the /metrics endpoint; ``metrics_host`` (default:
+    ``host``) is the address the /metrics endpoint listens on.
+
+    ``workers`` Suggestion calls compute at once; up to ``max_concurrent_rpcs`` (default: twice
+    ``workers``) are admitted (the rest of them wait for a worker) and any beyond are refused at
+    once with RESOURCE_EXHAUSTED,
+    which Katib's controller retries. Health checks never wait behind them: they have threads
+    of their own.
     """
 
     host: str = "0.0.0.0"
@@ -41,6 +102,7 @@ class ServerConfig:
     metrics_port: int = 8000
     metrics_host: str | None = None
     workers: int = 4
+    max_concurrent_rpcs: int | None = None
     grace: float = 10.0
     max_message_mb: int = 64
     blas_threads: int | None = 1
@@ -57,9 +119,25 @@ class SuggestionServer:
             ("grpc.max_receive_message_length", config.max_message_mb * _MB),
             ("grpc.max_send_message_length", config.max_message_mb * _MB),
         ]
+        limit = config.max_concurrent_rpcs or 2 * config.workers
+        if config.workers < 1 or limit < config.workers:
+            raise ValueError(
+                f"need 1 <= workers ({config.workers}) <= max_concurrent_rpcs ({limit})"
+            )
+        admission = AdmissionInterceptor(
+            service=WIRE_SERVICE,
+            limit=limit,
+            workers=config.workers,
+            metrics=self.metrics,
+        )
+        # One thread per admitted call plus threads that only health checks can use: a probe
+        # never queues behind suggestions (Kubernetes' probe times out after 1 s).
+        pool = futures.ThreadPoolExecutor(
+            max_workers=limit + HEALTH_THREADS, thread_name_prefix="dcsa-rpc"
+        )
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="dcsa-rpc"),
-            interceptors=[MetricsInterceptor(self.metrics)],
+            pool,
+            interceptors=[MetricsInterceptor(self.metrics), admission],
             options=opts,
         )
         pb_grpc.add_SuggestionServicer_to_server(SuggestionServicer(self.metrics), self._server)

@@ -11,7 +11,7 @@ import grpc
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
 from ..core import engine
-from ..core.errors import InvalidArgumentError, cut
+from ..core.errors import InvalidArgumentError, SearchSpaceExhaustedError, cut
 from ..core.history import Goal, summarize_issues
 from ..observability.metrics import Metrics
 from . import convert
@@ -55,6 +55,10 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
             response = engine.suggest(core_request, time_limit=limit)
             reply = convert.to_reply(response, algorithm)
         except Exception as exc:
+            if isinstance(exc, SearchSpaceExhaustedError):
+                # Katib retries forever and the Experiment stays Running: count it so that the
+                # chart's alert tells someone to stop or widen the Experiment
+                self._m.search_space_exhausted.labels(algorithm or "unknown").inc()
             self._abort(context, exc, "GetSuggestions")
         self._record(algorithm, core_request, response, time.perf_counter() - start)
         return reply

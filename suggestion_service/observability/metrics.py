@@ -45,6 +45,8 @@ class Metrics:
     history_issues: Counter
     best_objective: Gauge
     group_importance: Gauge
+    rejected: Counter
+    search_space_exhausted: Counter
     build_info: Info
 
 
@@ -121,6 +123,20 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "dcsa_group_importance",
             "SA's share of importance per subnetwork group in the latest request (sums to 1).",
             ("algorithm", "group"),
+            registry=reg,
+        ),
+        rejected=Counter(
+            "dcsa_rejected_calls",
+            "Suggestion calls refused with RESOURCE_EXHAUSTED because max_concurrent_rpcs "
+            "calls were already in progress (Katib retries them).",
+            ("method",),
+            registry=reg,
+        ),
+        search_space_exhausted=Counter(
+            "dcsa_search_space_exhausted",
+            "GetSuggestions calls refused with FAILED_PRECONDITION because a finite search space "
+            "has no unseen point left (Katib keeps retrying; the Experiment stays Running).",
+            ("algorithm",),
             registry=reg,
         ),
         build_info=Info("dcsa_build", "Version of the running service.", registry=reg),
