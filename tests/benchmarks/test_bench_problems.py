@@ -1,0 +1,80 @@
+"""The benchmark problem set (benchmarks/problems.py): its split, its spaces, its scaling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import problems as ps
+from benchmarks._suite_drive import Task, experiment_spec, merge_settings
+
+
+def test_split_is_disjoint_and_covers_every_problem() -> None:
+    assert set(ps.TUNE).isdisjoint(ps.CHECK)
+    assert set(ps.TUNE) | set(ps.CHECK) == set(ps.PROBLEMS)
+    assert {"equal", "unequal", "interaction-0", "interaction-0.1", "interaction-0.5"} <= set(
+        ps.TUNE
+    )
+    multi = [n for n, p in ps.PROBLEMS.items() if not p.single_group]
+    single = [n for n, p in ps.PROBLEMS.items() if p.single_group]
+    assert len(multi) >= 16
+    assert len(single) >= 2
+    for names in (ps.TUNE, ps.CHECK):
+        kinds = {s.type for n in names for s in ps.PROBLEMS[n].specs()}
+        assert kinds == {"double", "int", "discrete", "categorical"}
+        assert any(ps.PROBLEMS[n].single_group for n in names)
+        assert any(ps.PROBLEMS[n].noise for n in names)
+
+
+@pytest.mark.parametrize("name", sorted(ps.PROBLEMS))
+def test_problem_space_and_value(name: str) -> None:
+    prob = ps.PROBLEMS[name]
+    specs = prob.specs()
+    assert 6 <= len(specs) <= 24
+    assert len({s.name for s in specs}) == len(specs)
+    groups = prob.subnetworks()
+    assert prob.single_group or 2 <= len(groups) <= 6
+    rng = np.random.default_rng(0)
+    values = [prob.value(ps.random_assignment(prob, rng)) for _ in range(200)]
+    assert all(math.isfinite(v) and v >= 0 for v in values)
+    # a random point scores about 1 (interactions add to that), the optimum about 0
+    assert 0.7 < float(np.median(values)) < 3.0
+    assert prob.fingerprint() == prob.fingerprint()
+    exp = experiment_spec(
+        prob,
+        "gp-bo",
+        [("random_state", "0")],
+        Task(problem=name, arm="gp-bo", batch=1, seed=0, budget=10),
+    )
+    assert [p.name for p in exp.spec.parameter_specs.parameters] == [s.name for s in specs]
+    assert len(exp.name) <= 40
+
+
+def test_components_are_zero_at_their_optimum() -> None:
+    h6 = ps.PROBLEMS["single-h6"]
+    best = dict(
+        zip(
+            [f"x{i}" for i in range(6)],
+            [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573],
+            strict=True,
+        )
+    )
+    assert h6.value({k: repr(v) for k, v in best.items()}) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_categorical_variant_matters() -> None:
+    prob = ps.PROBLEMS["single-mixed-sty8"]
+    rng = np.random.default_rng(1)
+    a = ps.random_assignment(prob, rng)
+    scores = {c: prob.value({**a, "act": c}) for c in ("relu", "gelu", "tanh", "elu")}
+    assert len(set(scores.values())) == 4
+
+
+def test_merge_settings_is_by_name() -> None:
+    assert merge_settings([("a", "1"), ("b", "2")], [("b", "3"), ("c", "4")]) == [
+        ("a", "1"),
+        ("b", "3"),
+        ("c", "4"),
+    ]
