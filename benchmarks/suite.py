@@ -1,21 +1,23 @@
-"""The synthetic multi-subnetwork suite, driven through the real gRPC API as Katib would call it.
+"""The benchmark suite: our strategies and peer optimizers on the problem set, through Katib's API.
 
-Arms: ``random``, ``gp-bo``, ``dc-bo``, ``sa-bo``, ``dcsa-bo`` (one ``dcsa serve`` process per
-worker), ``skopt`` (the Katib-equivalent ``bayesianoptimization`` service of
-``benchmarks/skopt_service.py``, same transport) and ``tpe`` (Optuna's multivariate TPE, in
-process). Problems: ``benchmarks/synthetic.py`` (``unequal``, ``equal``, ``interaction-<l>``,
-each optionally ``-noise0.01``). Definitions of every number: docs/benchmarks.md.
+Problems: ``benchmarks/problems.py`` (a tune set to choose defaults on, a check set to report).
+Arms: ``random``, ``gp-bo``, ``dc-bo``, ``sa-bo``, ``dcsa-bo`` (``dcsa serve``), ``tpe`` and
+``optuna-gp`` (Optuna 5), ``hebo`` and ``botorch`` (separate environment), ``katib-tpe`` (Katib's
+own Optuna service, one process per experiment) and ``skopt`` (the Katib-equivalent
+``bayesianoptimization``); every one is a Katib suggestion service driven by the one controller
+loop of ``benchmarks/_suite_drive.py``. Definitions of every number: docs/benchmarks.md.
 
 Run from the repository root::
 
-    python -m benchmarks.suite --preset quick    # a few minutes
-    python -m benchmarks.suite --preset medium   # about an hour on 2 shared cores
-    python -m benchmarks.suite --preset full     # everything of issue 3 (many hours)
+    python -m benchmarks.suite --preset quick                # a minute
+    python -m benchmarks.suite --set tune --arms gp-bo gp-bo@x --arm-settings gp-bo@x:K=V
+    python -m benchmarks.suite --preset check --jobs 2       # about an hour on 2 cores
 
-Writes ``runs.json``, ``table.md`` and ``convergence-<problem>-b<batch>.png`` under ``--out``.
-Completed runs are also appended to ``<out>/checkpoint.jsonl``; a later invocation with the same
-out directory reuses every run whose code fingerprint still matches (``--fresh`` ignores them),
-so an interrupted suite resumes and ``--deadline`` can stop it in time.
+Writes ``runs.json``, ``table.md``, ``ranks-*.png`` and ``convergence-*.png`` under ``--out``.
+Completed runs are also appended to ``<out>/checkpoint.jsonl`` (and the slow peers' to
+``benchmarks/results/peer_runs/``); a later invocation reuses every run whose fingerprint (server
+code, arm settings, problem) still matches (``--fresh`` ignores the checkpoint), so an
+interrupted suite resumes and ``--deadline`` can stop it in time.
 """
 
 from __future__ import annotations
@@ -98,6 +100,26 @@ PRESETS = {
         budgets=(30,),
         doc="two tune problems, random/gp-bo/dcsa-bo/tpe, 2 seeds, 30 trials, batch 1",
     ),
+    "medium": Preset(
+        blocks=(
+            Block(
+                problems=(
+                    "unequal",
+                    "equal",
+                    "interaction-0",
+                    "interaction-0.1",
+                    "interaction-0.5",
+                ),
+                batches=(1,),
+            ),
+            Block(problems=("unequal",), batches=(4,)),
+        ),
+        arms=("random", "skopt", "tpe", "gp-bo", "dc-bo", "sa-bo", "dcsa-bo"),
+        seeds=10,
+        budgets=(100,),
+        doc="the old suite's preset (README figures of 2026-11-22): the 5 old problems at batch 1 "
+        "plus unequal at batch 4, 10 seeds, 100 trials",
+    ),
     "tune": Preset(
         blocks=(Block(problems=TUNE, batches=(1,)),),
         arms=("random", "gp-bo", "dcsa-bo", "tpe", "optuna-gp"),
@@ -107,11 +129,12 @@ PRESETS = {
     ),
     "check": Preset(
         blocks=(Block(problems=CHECK, batches=(1,)),),
-        arms=(*OUR_ARMS, *FAST_PEERS),
+        arms=(*OUR_ARMS, *FAST_PEERS, "hebo"),
         seeds=10,
         budgets=(60,),
-        doc="the check set at batch 1, our arms and the fast peers, 10 seeds, 60 trials "
-        "(HEBO and skopt from their stored runs when asked with --arms)",
+        slow_seeds=5,
+        doc="the check set at batch 1, our arms and the fast peers, 10 seeds, 60 trials; "
+        "HEBO 5 seeds, from its stored runs (missing ones run last)",
     ),
     "full": Preset(
         blocks=(Block(problems=CHECK, batches=(1, 4)),),
@@ -281,9 +304,12 @@ def plan(ns: argparse.Namespace) -> tuple[list[Task], dict[str, Any]]:
                 )
     # The slow arms go last, so that a deadline cuts their seeds and nothing else.
     n_slow = seeds if slow_seeds is None else min(seeds, slow_seeds)
+    # seed-major, so that a cut run still covers every problem with its first seeds
     for arm in slow:
-        for prob, batch, budget in sorted(cells, key=lambda c: (c[2], c[1], slow_priority(c[0]))):
-            for seed in range(n_slow):
+        for seed in range(n_slow):
+            for prob, batch, budget in sorted(
+                cells, key=lambda c: (c[2], c[1], slow_priority(c[0]))
+            ):
                 tasks.append(
                     Task(
                         problem=prob,
