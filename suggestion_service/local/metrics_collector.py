@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Katib's default StdOut/File filter. ``\w`` is ASCII-only in Go, hence ``re.ASCII``.
 DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
@@ -25,11 +25,13 @@ STRATEGIES = ("min", "max", "latest")
 
 @dataclass(frozen=True)
 class MetricLog:
-    """One reported value: ``timestamp`` is the line's RFC3339 prefix, or None."""
+    """One reported value: ``timestamp`` is the line's RFC3339 prefix, or None; ``line`` the
+    text it was read from (for messages: Katib's filter reads ``loss=nan`` as an empty value)."""
 
     name: str
     value: str
     timestamp: str | None = None
+    line: str = field(default="", compare=False, repr=False)
 
 
 def compile_filters(filters: Sequence[str] = ()) -> list[re.Pattern[str]]:
@@ -67,7 +69,7 @@ def parse_text(
                     continue
                 name, value = match.group(1).strip(), (match.group(2) or "").strip()
                 if name in wanted:
-                    out.append(MetricLog(name, value, timestamp))
+                    out.append(MetricLog(name, value, timestamp, line[:120]))
     return out
 
 
@@ -89,7 +91,7 @@ def parse_json_lines(lines: Iterable[str], metric_names: Sequence[str]) -> list[
         timestamp = str(ts) if ts is not None else None
         for name, value in obj.items():
             if name in wanted:
-                out.append(MetricLog(str(name), str(value), timestamp))
+                out.append(MetricLog(str(name), str(value), timestamp, text[:120]))
     return out
 
 
@@ -129,3 +131,26 @@ def reduce_metrics(logs: Sequence[MetricLog], strategies: Mapping[str, str]) -> 
         else:
             out[name] = values[-1][0]
     return out
+
+
+def missing_metric_message(logs: Sequence[MetricLog], metric: str, where: str) -> str:
+    """Why ``metric`` has no value: never printed, or printed only as non-numbers (what was
+    seen, so ``loss=nan`` is not reported as "not found").
+
+    Args:
+        where: "output" or "file", for the message.
+    """
+    seen: list[str] = []
+    for log in logs:
+        if log.name != metric:
+            continue
+        shown = f"{metric}={log.value[:40]}" if log.value else f'"{log.line}"'
+        if shown not in seen:
+            seen.append(shown)
+    if not seen:
+        return f"objective metric {metric!r} not found in the trial's {where}"
+    more = f" and {len(seen) - 3} more" if len(seen) > 3 else ""
+    return (
+        f"objective metric {metric!r} has no finite number in the trial's {where}: "
+        f"saw {', '.join(seen[:3])}{more}"
+    )

@@ -242,6 +242,7 @@ class Runner:
         self.maximize = experiment.goal == "maximize"
         self._stop = threading.Event()
         self._procs: dict[str, _Process] = {}
+        self._unsaved = False
         self._halt: tuple[str, str, str] | None = None  # (status, reason, message): no new trials
         self._state = RunState(experiment=experiment.name, spec_digest=spec_digest(experiment))
         self._t0 = clock()
@@ -267,11 +268,17 @@ class Runner:
             raise RunError(str(exc)) from None
         restore = self._install_signals()
         try:
-            self._resume()
-            status, reason, message = self._loop()
-            self._finish_processes(interrupted=reason == INTERRUPTED)
-            self._state = dataclasses.replace(self._state, status=status, stop_reason=reason)
-            self._save()
+            try:
+                self._resume()
+                status, reason, message = self._loop()
+                self._finish_processes(interrupted=reason == INTERRUPTED)
+                self._state = dataclasses.replace(self._state, status=status, stop_reason=reason)
+                self._save()
+            except StateError as exc:
+                # the state can no longer be saved (full disk, read-only directory): stop the
+                # trials (the finally below) and say why; the last saved state.json is intact
+                self._unsaved = True
+                raise RunError(f"{exc}; the run stopped, the last saved state is kept") from None
             self._plot()
             return RunResult(
                 status=status,
@@ -378,7 +385,15 @@ class Runner:
         except grpc.RpcError as err:
             code, details = err.code(), err.details() or ""
             if code is grpc.StatusCode.FAILED_PRECONDITION:
-                self._halt = ("Succeeded" if self._best() else "Failed", EXHAUSTED, details)
+                # Katib would retry forever and keep the Experiment Running (the chart's
+                # DcsaSearchSpaceExhausted alert fires); a local run stops with the same message
+                self._halt = (
+                    "Succeeded" if self._best() else "Failed",
+                    EXHAUSTED,
+                    f"GetSuggestions: FAILED_PRECONDITION: {details}; in Katib the Experiment "
+                    "would stay Running (alert DcsaSearchSpaceExhausted): lower maxTrialCount "
+                    "to the number of points or widen the space",
+                )
             else:
                 self._halt = (
                     "Failed",
@@ -444,7 +459,11 @@ class Runner:
             message="",
             attempts=row.attempts + 1,
         )
-        log_file = open(self.state_dir.log_path(row.name), "wb")  # noqa: SIM115 - closed on reap
+        log_path = self.state_dir.log_path(row.name)
+        try:
+            log_file = open(log_path, "wb")  # noqa: SIM115 - closed on reap
+        except OSError as exc:
+            raise StateError(f"{log_path}: cannot write: {exc.strerror or exc}") from None
         try:
             container = self.exp.render(
                 trial_name=row.name, assignments=row.assignments, labels=row.labels
@@ -512,8 +531,11 @@ class Runner:
             return dataclasses.replace(
                 row,
                 condition=METRICS_UNAVAILABLE,
-                message=f"objective metric {self.exp.objective_metric!r} not found in the "
-                f"trial's {'output' if self.exp.collector.kind == 'StdOut' else 'file'}",
+                message=mc.missing_metric_message(
+                    logs,
+                    self.exp.objective_metric,
+                    "output" if self.exp.collector.kind == "StdOut" else "file",
+                ),
             )
         return dataclasses.replace(row, condition=SUCCEEDED)
 
@@ -624,7 +646,8 @@ class Runner:
         self._save()
 
     def _save(self) -> None:
-        self.state_dir.save(self._state)
+        if not self._unsaved:  # after a failed save, only stop: the last saved state stands
+            self.state_dir.save(self._state)
 
     def _plot(self) -> None:
         try:

@@ -158,8 +158,13 @@ class StateDir:
         Raises:
             StateError: another runner holds it.
         """
-        self.logs.mkdir(parents=True, exist_ok=True)
-        lock = open(self.path / ".lock", "wb")  # noqa: SIM115 - held until close()
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            lock = open(self.path / ".lock", "wb")  # noqa: SIM115 - held until close()
+        except OSError as exc:
+            raise StateError(
+                _os_problem(exc, self.path, "cannot use the state directory")
+            ) from None
         try:
             import fcntl
 
@@ -189,6 +194,16 @@ class StateDir:
             return None
         try:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StateError(_os_problem(exc, self.state_file, "cannot read")) from None
+        except ValueError as exc:
+            raise StateError(f"{self.state_file}: cannot read: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise StateError(
+                f"{self.state_file}: cannot read: holds {json.dumps(data)[:40]} instead of a "
+                "saved run (a JSON object); move it away to start afresh"
+            )
+        try:
             if data.get("format") != FORMAT:
                 raise StateError(f"{self.state_file}: unknown format {data.get('format')!r}")
             return RunState(
@@ -203,8 +218,8 @@ class StateDir:
                 stop_reason=str(data.get("stopReason", "")),
                 started_at=str(data.get("startedAt", now_rfc3339())),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"{self.state_file}: cannot read: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"{self.state_file}: cannot read: {exc!r}") from None
 
     def save(self, state: RunState) -> None:
         """Write state.json and trials.csv atomically."""
@@ -220,13 +235,27 @@ class StateDir:
             "algorithmSettings": [{"name": n, "value": v} for n, v in state.algorithm_settings],
             "trials": [t.to_json() for t in state.trials],
         }
-        atomic_write(self.state_file, (json.dumps(data, indent=1) + "\n").encode())
-        atomic_write(self.path / "trials.csv", trials_csv(state.trials).encode())
+        self._write(self.state_file, (json.dumps(data, indent=1) + "\n").encode())
+        self._write(self.path / "trials.csv", trials_csv(state.trials).encode())
 
     def save_experiment(self, exp: Experiment) -> None:
-        atomic_write(
+        self._write(
             self.path / "experiment.yaml", yaml.safe_dump(dict(exp.body), sort_keys=False).encode()
         )
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """atomic_write; a full disk or a read-only directory is a StateError naming the file
+        (the atomic write leaves the previous version in place)."""
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise StateError(_os_problem(exc, path, "cannot write")) from None
+
+
+def _os_problem(exc: OSError, path: Path, what: str) -> str:
+    """One line: the path, what failed and the system's reason (no traceback)."""
+    cause = exc.strerror or str(exc)
+    return f"{path}: {what}: {cause}"
 
 
 def trials_csv(trials: Sequence[TrialRow]) -> str:

@@ -17,6 +17,7 @@ SUGG = 'grpc_service="api.v1.beta1.Suggestion"'
 OURS = 'namespace="team-a",pod="e1-dcsa-bo-5d9c7b8f6-x7k2p"'
 SLOW = 'namespace="team-a",pod="e3-sa-bo-5d9c7b8f6-q8w4e"'
 KATIBS = 'namespace="team-a",pod="e2-random-5d9c7b8f6-abcde"'
+DONE = 'namespace="team-b",pod="e4-gp-bo-5d9c7b8f6-zz9yy"'
 TEAM = {"team": "ml-platform"}
 
 
@@ -30,7 +31,7 @@ def test_check_rules(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path) 
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule_groups(rendered)}))
     proc = run([promtool, "check", "rules", str(path)])
-    assert "SUCCESS: 7 rules found" in proc.stdout, proc.stdout
+    assert "SUCCESS: 8 rules found" in proc.stdout, proc.stdout
 
 
 def test_check_rules_without_pod_alerts(helm: str, tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_check_rules_without_pod_alerts(helm: str, tmp_path: Path) -> None:
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    assert "SUCCESS: 5 rules found" in run([promtool, "check", "rules", str(path)]).stdout
+    assert "SUCCESS: 6 rules found" in run([promtool, "check", "rules", str(path)]).stdout
 
 
 def _series(name: str, labels: str, values: str) -> dict[str, str]:
@@ -119,6 +120,13 @@ def test_alerts_fire_when_they_should(
             f'{SUGG},grpc_method="GetSuggestions",grpc_code="OK",{SLOW}',
             "0+1x40",
         ),
+        # an exhausted space: FAILED_PRECONDITION on every call, its own alert, not an RPC error
+        _series(
+            "grpc_server_handled_total",
+            f'{SUGG},grpc_method="GetSuggestions",grpc_code="FAILED_PRECONDITION",{DONE}',
+            "0+1x40",
+        ),
+        _series("dcsa_search_space_exhausted_total", f'{DONE},algorithm="gp-bo"', "0 0 0+1x40"),
         *_histogram(f'{OURS},algorithm="dcsa-bo"', "60.0"),  # ~59 s: warning and critical
         *_histogram(f'{SLOW},algorithm="sa-bo"', "45.0"),  # ~44 s: warning only
         _series(
@@ -150,6 +158,7 @@ def test_alerts_fire_when_they_should(
     ]
     ours = {"namespace": "team-a", "pod": "e1-dcsa-bo-5d9c7b8f6-x7k2p"}
     slow = {"namespace": "team-a", "pod": "e3-sa-bo-5d9c7b8f6-q8w4e"}
+    done = {"namespace": "team-b", "pod": "e4-gp-bo-5d9c7b8f6-zz9yy"}
     tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
@@ -164,6 +173,14 @@ def test_alerts_fire_when_they_should(
                         "alertname": "DcsaSuggestionRPCErrors",
                         "exp_alerts": [
                             _alert({**ours, "grpc_method": "GetSuggestions", "severity": "warning"})
+                        ],
+                    },
+                    {"eval_time": "1m", "alertname": "DcsaSearchSpaceExhausted", "exp_alerts": []},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "DcsaSearchSpaceExhausted",
+                        "exp_alerts": [
+                            _alert({**done, "algorithm": "gp-bo", "severity": "warning"})
                         ],
                     },
                     {

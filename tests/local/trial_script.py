@@ -7,6 +7,7 @@ at start and one with its times, argv, env and interpreter at the end to ``<reco
 then:
 - seq in ``--fail``: prints ``loss=...`` once, exits 3 (a failed trial);
 - seq in ``--silent``: prints text without the metric, exits 0 (MetricsUnavailable);
+- seq in ``--nan``: prints ``loss=nan`` twice, exits 0 (MetricsUnavailable, with what was seen);
 - otherwise prints ``loss`` several times (minimum ``1 / (seq + 1) + x / 1000``), exits 0.
 """
 
@@ -36,6 +37,7 @@ def main() -> int:
     p.add_argument("--sleep", type=float, default=0.2)
     p.add_argument("--fail", default="")
     p.add_argument("--silent", default="")
+    p.add_argument("--nan", default="")
     p.add_argument("--metrics-file", default="", help="write metrics here instead of stdout")
     p.add_argument("--json", action="store_true", help="metrics file in Katib's JSON format")
     args = p.parse_args()
@@ -58,9 +60,13 @@ def main() -> int:
     time.sleep(float(os.environ.get("DCSA_TEST_SLEEP", args.sleep)))
     fail = {int(s) for s in args.fail.split(",") if s}
     silent = {int(s) for s in args.silent.split(",") if s}
+    nan = {int(s) for s in args.nan.split(",") if s}
     best = 1.0 / (seq + 1) + args.x / 1000
     if seq in silent:
         print("training finished but I forgot to print the metric", flush=True)
+    elif seq in nan:
+        print("loss=nan other=1", flush=True)
+        print("loss=nan other=1", flush=True)
     else:
         # a time series: latest is not the best, so the min strategy matters
         for value in (best + 0.5, best, best + 0.25):
