@@ -193,6 +193,7 @@ def test_operator_resources_have_the_operators_shape(
     assert names == {
         "DcsaSuggestionRPCErrors",
         "DcsaSuggestionInvalidSettings",
+        "DcsaSearchSpaceExhausted",
         "DcsaSuggestionLatencyHigh",
         "DcsaSuggestionLatencyCritical",
         "DcsaSuggestionFallbacks",
