@@ -51,6 +51,7 @@ OPTUNA_GP = "optuna-gp"
 HEBO = "hebo"
 BOTORCH = "botorch"
 KATIB_TPE = "katib-tpe"
+KATIB_SKOPT = "katib-skopt"
 SKOPT_ALGORITHM = "bayesianoptimization"
 _MB = 1024 * 1024
 _CHANNEL_OPTIONS = [
@@ -61,6 +62,7 @@ BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: Separate environments of the peers that cannot share ours (benchmarks/install_peers.sh).
 PEER_VENV = REPO / "benchmarks" / ".venv-peers"
 KATIB_VENV = REPO / "benchmarks" / ".venv-katib"
+KATIB_SKOPT_VENV = REPO / "benchmarks" / ".venv-katib-skopt"
 KATIB_SRC = Path(os.environ.get("KATIB_SRC", str(REPO / "benchmarks" / ".katib-src")))
 
 
@@ -68,7 +70,7 @@ KATIB_SRC = Path(os.environ.get("KATIB_SRC", str(REPO / "benchmarks" / ".katib-s
 class ArmKind:
     """How an arm is served: which server, which ``algorithmName``, whose code it is."""
 
-    server: str  # dcsa | skopt | peers | peers-ext | katib-optuna
+    server: str  # dcsa | skopt | peers | peers-ext | katib-optuna | katib-skopt
     algorithm: str
     ours: bool = False
     #: a fresh server process per run: Katib's own services keep one experiment's state in
@@ -85,6 +87,7 @@ ARM_KINDS: dict[str, ArmKind] = {
     HEBO: ArmKind(server="peers-ext", algorithm=HEBO),
     BOTORCH: ArmKind(server="peers-ext", algorithm=BOTORCH),
     KATIB_TPE: ArmKind(server="katib-optuna", algorithm="multivariate-tpe", per_run_process=True),
+    KATIB_SKOPT: ArmKind(server="katib-skopt", algorithm=SKOPT_ALGORITHM, per_run_process=True),
 }
 ARMS = tuple(ARM_KINDS)
 
@@ -197,10 +200,13 @@ def server_command(kind: str) -> tuple[list[str], str, dict[str, str]]:
         # the separate environment has no dcsa installed: the repository root goes on the path
         argv = [_python(PEER_VENV), "-m", "benchmarks.peer_service", "--port", "0"]
         return argv, ready, {"PYTHONPATH": str(REPO)}
-    if kind == "katib-optuna":
-        if not (KATIB_SRC / "pkg" / "suggestion" / "v1beta1" / "optuna").is_dir():
+    if kind in ("katib-optuna", "katib-skopt"):
+        service = kind.removeprefix("katib-")
+        if not (KATIB_SRC / "pkg" / "suggestion" / "v1beta1" / service).is_dir():
             raise RuntimeError(f"no Katib checkout at {KATIB_SRC}: run benchmarks/install_peers.sh")
-        argv = [_python(KATIB_VENV), str(REPO / "benchmarks" / "katib_optuna.py"), "--port", "0"]
+        venv = KATIB_VENV if service == "optuna" else KATIB_SKOPT_VENV
+        script = str(REPO / "benchmarks" / "katib_service.py")
+        argv = [_python(venv), script, "--service", service, "--port", "0"]
         path = os.pathsep.join(
             str(KATIB_SRC / p)
             for p in ("", "pkg/apis/manager/v1beta1/python", "pkg/apis/manager/health/python")

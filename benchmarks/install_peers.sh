@@ -8,7 +8,9 @@
 #   imports, at versions that work (seen 2026-11-29). grpcio/protobuf match the project's, because
 #   benchmarks/peer_service.py serves the peers with the project's generated stubs.
 # katib: benchmarks/.venv-katib with the pins of Katib's Optuna suggestion image
-#   (cmd/suggestion/optuna/v1beta1/requirements.txt: optuna 3.3.0, protobuf < 5) and a Katib source
+#   (cmd/suggestion/optuna/v1beta1/requirements.txt: optuna 3.3.0, protobuf < 5),
+#   benchmarks/.venv-katib-skopt with those of its skopt image (cmd/suggestion/skopt/v1beta1:
+#   numpy 1.23.5, scikit-learn <= 1.3.0, scikit-optimize, protobuf < 5) and a Katib source
 #   tree in benchmarks/.katib-src, from $KATIB_SRC (a checkout), $KATIB_GIT_DIR (a clone, bare or
 #   not: its HEAD is exported) or a shallow clone of github.com/kubeflow/katib.
 # Both run with the interpreter $PYTHON (default: python3.11, else python3).
@@ -41,7 +43,7 @@ install_katib() {
       cp -r "$KATIB_SRC"/pkg "$KATIB_SRC"/cmd "$src"/
     elif [[ -n ${KATIB_GIT_DIR:-} ]]; then
       git --git-dir="$KATIB_GIT_DIR" archive HEAD pkg/apis/manager pkg/suggestion/v1beta1 \
-        cmd/suggestion/optuna | tar -x -C "$src"
+        cmd/suggestion/optuna cmd/suggestion/skopt | tar -x -C "$src"
       git --git-dir="$KATIB_GIT_DIR" rev-parse HEAD > "$src/COMMIT"
     else
       git clone -q --depth 1 https://github.com/kubeflow/katib "$src.tmp"
@@ -54,6 +56,12 @@ install_katib() {
   "$venv/bin/pip" install -q -r "$src/cmd/suggestion/optuna/v1beta1/requirements.txt"
   PYTHONPATH="$src:$src/pkg/apis/manager/v1beta1/python:$src/pkg/apis/manager/health/python" \
     "$venv/bin/python" -c "from pkg.suggestion.v1beta1.optuna.service import OptunaService; print('katib optuna ok')"
+  venv=benchmarks/.venv-katib-skopt
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$src/cmd/suggestion/skopt/v1beta1/requirements.txt"
+  PYTHONPATH="$src:$src/pkg/apis/manager/v1beta1/python:$src/pkg/apis/manager/health/python" \
+    "$venv/bin/python" -c "from pkg.suggestion.v1beta1.skopt.service import SkoptService; print('katib skopt ok')"
 }
 
 case $what in

@@ -1,14 +1,16 @@
-"""Katib's own Optuna suggestion service, run from a Katib source tree on a chosen port.
+"""Katib's own suggestion services (Optuna, skopt), run from a Katib source tree on a chosen port.
 
-Katib's ``cmd/suggestion/optuna/v1beta1/main.py`` serves ``OptunaService`` on the fixed address
-``0.0.0.0:6789``, one pod per experiment. This launcher serves the very same servicer class
-(``pkg.suggestion.v1beta1.optuna.service.OptunaService``, imported unchanged from the checkout on
-``PYTHONPATH``) on ``--host``/``--port`` instead, so that several can run side by side; it is
-started once per experiment, like the pod. It runs in ``benchmarks/.venv-katib`` with the
-versions of Katib's image (optuna 3.3.0, protobuf < 5; benchmarks/install_peers.sh), and imports
-nothing from this project.
+Katib's ``cmd/suggestion/{optuna,skopt}/v1beta1/main.py`` serve ``OptunaService`` /
+``SkoptService`` on the fixed address ``0.0.0.0:6789``, one pod per experiment. This launcher
+serves the very same servicer class (imported unchanged from the checkout on ``PYTHONPATH``) on
+``--host``/``--port`` instead, so that several can run side by side; it is started once per
+experiment, like the pod. It runs in the environment of the service's image
+(``benchmarks/.venv-katib``: optuna 3.3.0; ``benchmarks/.venv-katib-skopt``: numpy 1.23.5,
+scikit-learn <= 1.3.0, scikit-optimize; both protobuf < 5; benchmarks/install_peers.sh) and
+imports nothing from this project.
 
-Run: ``python benchmarks/katib_optuna.py --port 0``; it logs ``listening on 127.0.0.1:<port>``.
+Run: ``python benchmarks/katib_service.py --service optuna --port 0``; it logs
+``listening on 127.0.0.1:<port>``.
 """
 
 from __future__ import annotations
@@ -21,20 +23,34 @@ from concurrent import futures
 import grpc
 from pkg.apis.manager.health.python import health_pb2_grpc  # type: ignore[import-not-found]
 from pkg.apis.manager.v1beta1.python import api_pb2_grpc  # type: ignore[import-not-found]
-from pkg.suggestion.v1beta1.optuna.service import OptunaService  # type: ignore[import-not-found]
 
-log = logging.getLogger("katib_optuna")
+log = logging.getLogger("katib_service")
+
+
+def servicer(name: str) -> object:
+    if name == "optuna":
+        from pkg.suggestion.v1beta1.optuna.service import (  # type: ignore[import-not-found]
+            OptunaService,
+        )
+
+        return OptunaService()
+    from pkg.suggestion.v1beta1.skopt.service import (  # type: ignore[import-not-found]
+        SkoptService,
+    )
+
+    return SkoptService()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--service", choices=("optuna", "skopt"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     # as Katib's main.py: ThreadPoolExecutor(max_workers=10), suggestion and health servicers
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=10))
-    service = OptunaService()
+    service = servicer(ns.service)
     api_pb2_grpc.add_SuggestionServicer_to_server(service, server)
     health_pb2_grpc.add_HealthServicer_to_server(service, server)
     port = server.add_insecure_port(f"{ns.host}:{ns.port}")

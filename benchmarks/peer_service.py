@@ -11,7 +11,8 @@ it never suggested, e.g. after a restart, is added as a finished trial), then as
 * ``hebo``: HEBO 0.3.6 (``HEBO(space, scramble_seed=random_state)``), from the separate
   environment ``benchmarks/.venv-peers`` (benchmarks/install_peers.sh);
 * ``botorch``: a ``SingleTaskGP`` (``MixedSingleTaskGP`` when there are categoricals) with
-  BoTorch's default batch acquisition ``qLogNoisyExpectedImprovement``, also from ``.venv-peers``.
+  BoTorch's default batch acquisition ``qLogNoisyExpectedImprovement`` and its mixed-space
+  optimiser, also from ``.venv-peers``.
 
 Katib types map to each library's own: ``double`` (``logUniform``: log scale), ``int`` with its
 step (log scale: step 1), ``discrete`` as an ordered index into its list (Katib's discrete values
@@ -282,9 +283,16 @@ class HeboPeer(Peer):
 
 # ---- BoTorch ---------------------------------------------------------------------------------
 class BotorchPeer(Peer):
-    """GP (``SingleTaskGP``, ``MixedSingleTaskGP`` with categoricals) and
-    ``qLogNoisyExpectedImprovement`` on the unit cube; a scrambled Sobol initial design of
-    2 (d + 1) points (BoTorch's tutorials' rule), at least 5 and at most 20."""
+    """BoTorch: a ``SingleTaskGP`` (``MixedSingleTaskGP`` when there are categoricals) with its
+    default batch acquisition ``qLogNoisyExpectedImprovement``; a scrambled Sobol initial design
+    of 2 (d + 1) points (BoTorch's tutorials' rule), at least 5 and at most 20.
+
+    Doubles live on [0, 1] (log scale for ``logUniform``), ints and discrete lists as their grid
+    index, categoricals as their category index; with ints, lists or categoricals the acquisition
+    is optimised by ``optimize_acqf_mixed_alternating`` (BoTorch's mixed-space optimiser), else by
+    ``optimize_acqf``. Restarts and raw samples are cut from BoTorch's defaults (20, 1024) to 5 and
+    256 so that a call stays well inside Katib's 60 s on one core.
+    """
 
     def __init__(self, space: list[Param], seed: int) -> None:
         super().__init__(space, seed)
@@ -297,6 +305,7 @@ class BotorchPeer(Peer):
         self.Y: list[float] = []
         self.calls = 0
         self.cat_dims = [i for i, p in enumerate(space) if p.kind == "categorical"]
+        self.grid_dims = [i for i, p in enumerate(space) if p.kind in ("int", "discrete")]
 
     def _encode(self, a: dict[str, str]) -> list[float]:
         out = []
@@ -308,11 +317,10 @@ class BotorchPeer(Peer):
                     lo, hi, v = math.log(lo), math.log(hi), math.log(v)
                 out.append((v - lo) / (hi - lo) if hi > lo else 0.0)
             elif p.kind == "int":
-                k = round((float(t) - p.low) / (p.step or 1))
-                out.append(k / max(p.n_grid - 1, 1))
+                out.append(float(round((float(t) - p.low) / (p.step or 1))))
             elif p.kind == "discrete":
                 k = min(range(len(p.values)), key=lambda i, t=t: abs(float(p.values[i]) - float(t)))
-                out.append(k / max(len(p.values) - 1, 1))
+                out.append(float(k))
             else:
                 out.append(float(p.values.index(t)))
         return out
@@ -326,11 +334,12 @@ class BotorchPeer(Peer):
                 v = lo + min(max(u, 0.0), 1.0) * (hi - lo)
                 v = math.exp(v) if p.log else v
                 out[p.name] = repr(float(min(max(v, p.low), p.high)))
-            elif p.kind in ("int", "discrete"):
-                k = round(min(max(u, 0.0), 1.0) * (p.n_grid - 1))
-                out[p.name] = p.int_text(k) if p.kind == "int" else p.values[k]
             else:
-                out[p.name] = p.values[round(u) % len(p.values)]
+                k = min(max(round(u), 0), p.n_grid - 1)
+                if p.kind == "int":
+                    out[p.name] = p.int_text(k)
+                else:
+                    out[p.name] = p.values[k]
         return out
 
     def tell(self, assignment: dict[str, str], loss: float) -> None:
@@ -343,58 +352,64 @@ class BotorchPeer(Peer):
         if len(self.Y) < self.n_init:
             sobol = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=self.seed)
             pts = sobol.draw(len(self.Y) + n + self.calls)[-n:].numpy()
-            for i in self.cat_dims:
-                k = len(self.space[i].values)
+            for i in self.cat_dims + self.grid_dims:
+                k = self.space[i].n_grid
                 pts[:, i] = np.floor(pts[:, i] * k).clip(0, k - 1)
             return [self._decode(x) for x in pts]
         return [self._decode(x) for x in self._bo(n)]
 
     def _bo(self, n: int) -> np.ndarray:
-        import itertools
-
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import MixedSingleTaskGP, SingleTaskGP
+        from botorch.models.transforms.input import Normalize
         from botorch.models.transforms.outcome import Standardize
-        from botorch.optim import optimize_acqf, optimize_acqf_mixed
+        from botorch.optim import optimize_acqf, optimize_acqf_mixed_alternating
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         torch = self.torch
         torch.manual_seed(self.seed * 1_000 + self.calls)
+        bounds = torch.zeros(2, self.dim, dtype=torch.double)
+        bounds[1] = 1.0
+        for i in self.cat_dims + self.grid_dims:
+            bounds[1, i] = max(self.space[i].n_grid - 1, 1)
         x_train = torch.tensor(self.X, dtype=torch.double)
         y_train = -torch.tensor(self.Y, dtype=torch.double).unsqueeze(-1)  # BoTorch maximises
+        normalize = Normalize(d=self.dim, bounds=bounds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.cat_dims:
                 model: Any = MixedSingleTaskGP(
-                    x_train, y_train, cat_dims=self.cat_dims, outcome_transform=Standardize(m=1)
+                    x_train,
+                    y_train,
+                    cat_dims=self.cat_dims,
+                    input_transform=normalize,
+                    outcome_transform=Standardize(m=1),
                 )
             else:
-                model = SingleTaskGP(x_train, y_train, outcome_transform=Standardize(m=1))
+                model = SingleTaskGP(
+                    x_train,
+                    y_train,
+                    input_transform=normalize,
+                    outcome_transform=Standardize(m=1),
+                )
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
             acq = qLogNoisyExpectedImprovement(model, X_baseline=x_train, prune_baseline=True)
-            bounds = torch.zeros(2, self.dim, dtype=torch.double)
-            bounds[1] = 1.0
-            for i in self.cat_dims:
-                bounds[1, i] = len(self.space[i].values) - 1
-            opts = {"batch_limit": 5, "maxiter": 200}
-            if self.cat_dims:
-                combos = itertools.product(
-                    *(range(len(self.space[i].values)) for i in self.cat_dims)
-                )
-                fixed = [dict(zip(self.cat_dims, c, strict=True)) for c in combos]
-                cand, _ = optimize_acqf_mixed(
+            if self.cat_dims or self.grid_dims:
+                grid = {i: [float(k) for k in range(self.space[i].n_grid)] for i in self.grid_dims}
+                cats = {i: [float(k) for k in range(self.space[i].n_grid)] for i in self.cat_dims}
+                cand, _ = optimize_acqf_mixed_alternating(
                     acq,
                     bounds,
+                    discrete_dims=grid or None,
+                    cat_dims=cats or None,
                     q=n,
                     num_restarts=5,
                     raw_samples=256,
-                    fixed_features_list=fixed[:64],
-                    options=opts,
                 )
             else:
                 cand, _ = optimize_acqf(
-                    acq, bounds, q=n, num_restarts=5, raw_samples=256, options=opts
+                    acq, bounds, q=n, num_restarts=5, raw_samples=256, options={"maxiter": 200}
                 )
         return cand.detach().numpy()
 

@@ -63,7 +63,7 @@ from benchmarks._suite_drive import (
 OUR_ARMS = DCSA_ARMS
 FAST_PEERS = ("tpe", "optuna-gp", "katib-tpe")
 #: Slow peers: run last, cut first by a deadline, curves kept in benchmarks/results/peer_runs/.
-SLOW_PEERS = (SKOPT, "hebo", "botorch")
+SLOW_PEERS = (SKOPT, "katib-skopt", "hebo", "botorch")
 
 
 def slow_priority(prob: str) -> tuple[int, str]:
@@ -385,8 +385,12 @@ def server_fingerprints() -> dict[str, str]:
         ),
         "peers-ext": _digest([*loop, bench / "peer_service.py"], _venv_packages(drive.PEER_VENV)),
         "katib-optuna": _digest(
-            [*loop, bench / "katib_optuna.py"],
+            [*loop, bench / "katib_service.py"],
             f"katib {katib} {_venv_packages(drive.KATIB_VENV)}",
+        ),
+        "katib-skopt": _digest(
+            [*loop, bench / "katib_service.py"],
+            f"katib {katib} {_venv_packages(drive.KATIB_SKOPT_VENV)}",
         ),
     }
 
