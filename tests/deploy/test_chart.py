@@ -65,6 +65,7 @@ def test_every_feature_has_ci_values() -> None:
         "fromvolume",
         "custom",
         "plain-jobs",
+        "hardened",
     }
 
 
@@ -102,10 +103,6 @@ BAD_VALUES = [
     ),
     (["--set", "katibConfig.mode=replace"], "katibConfig.mode: katibConfig.mode must be one"),
     (
-        ["--set", "networkPolicy.enabled=true"],
-        "networkPolicy.experimentNamespaces: list the namespaces where Experiments run",
-    ),
-    (
         ["--set", "katibConfig.hook.helmHooks=false"],
         "katibConfig.hook.removeOnUninstall needs katibConfig.hook.helmHooks=true",
     ),
@@ -139,13 +136,13 @@ def test_several_errors_are_reported_at_once(helm: str) -> None:
             "--set",
             "suggestion.metricsPort=6789",
             "--set",
-            "networkPolicy.enabled=true",
+            "katibConfig.hook.helmHooks=false",
         ],
         check=False,
     )
     assert proc.returncode != 0
     assert "VALUES VALIDATION" in proc.stderr
-    assert "metricsPort" in proc.stderr and "experimentNamespaces" in proc.stderr
+    assert "metricsPort" in proc.stderr and "removeOnUninstall" in proc.stderr
 
 
 @pytest.mark.parametrize("k8s_version", ["1.25.0", "1.37.0"])
@@ -207,7 +204,11 @@ def test_operator_resources_have_the_operators_shape(
 def test_optional_features_are_off_by_default(rendered: dict[str, list[dict[str, Any]]]) -> None:
     default = kinds(rendered["default"])
     assert not OPERATOR_KINDS & set(default)
-    assert [n["metadata"]["name"] for n in default["NetworkPolicy"]] == ["dcsa-deny-ingress"]
+    # the suggestion pods' NetworkPolicy is a security default (issue 12): on, in Katib's
+    # namespace unless Experiment namespaces are listed
+    assert sorted(
+        (n["metadata"]["name"], n["metadata"]["namespace"]) for n in default["NetworkPolicy"]
+    ) == [("dcsa-deny-ingress", RELEASE_NS), ("dcsa-suggestions", "kubeflow")]
     assert not [c for c in default["ConfigMap"] if "dashboard" in c["metadata"]["name"]]
     assert {j["metadata"]["annotations"]["helm.sh/hook"] for j in default["Job"]} == {
         "post-install,post-upgrade",
@@ -315,6 +316,23 @@ def test_katib_entries(rendered: dict[str, list[dict[str, Any]]], name: str) -> 
 def test_snippet_mode_renders_no_job_and_no_rbac(rendered: dict[str, list[dict[str, Any]]]) -> None:
     by_kind = kinds(rendered["snippet"])
     assert not {"Job", "Role", "RoleBinding", "ServiceAccount"} & set(by_kind)
+
+
+def test_hardened_suggestion_pods(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Issue 12, section 6: suggestion pods on a ServiceAccount without an API token in each
+    Experiment namespace, and the metrics listener address configurable."""
+    docs = rendered["hardened"]
+    sas = [d for d in kinds(docs)["ServiceAccount"] if d["metadata"]["name"] == "dcsa-suggestion"]
+    assert sorted(sa["metadata"]["namespace"] for sa in sas) == ["team-a", "team-b"]
+    assert all(sa["automountServiceAccountToken"] is False for sa in sas)
+    entries = validate_entries(entries_of(docs))
+    for e in entries:
+        assert e["serviceAccountName"] == "dcsa-suggestion"
+        env = {v["name"]: v["value"] for v in e["env"]}
+        assert env["DCSA_METRICS_HOST"] == "127.0.0.1"
+    default = validate_entries(entries_of(rendered["default"]))
+    assert all("serviceAccountName" not in e for e in default)
+    assert all("DCSA_METRICS_HOST" not in {v["name"] for v in e["env"]} for e in default)
 
 
 def test_plain_jobs_render_only_the_add_job_without_hooks(

@@ -96,3 +96,13 @@ def test_dockerignore_beside_the_dockerfile_admits_exactly_what_is_copied(path: 
     }
     assert copied == admitted
     assert (ROOT / "pyproject.toml").is_file() and (ROOT / "trial_image").is_dir()
+
+
+def test_gpu_image_leaves_device_selection_to_the_device_plugin() -> None:
+    """NVIDIA_VISIBLE_DEVICES=all in the image gives every GPU of the node to any pod, also one
+    that requested none; the device plugin sets it to the allocated GPUs."""
+    env = " ".join(
+        args for word, args in instructions(ROOT / "trial_image/Dockerfile.gpu") if word == "ENV"
+    )
+    assert "NVIDIA_VISIBLE_DEVICES" not in env
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env

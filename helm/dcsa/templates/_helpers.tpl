@@ -80,6 +80,25 @@ Regex matching Katib's suggestion Deployment names (<experiment>-<algorithm>) of
 {{- end }}
 
 {{/*
+Namespaces where Experiments run (JSON list): networkPolicy.experimentNamespaces, else Katib's.
+*/}}
+{{- define "dcsa.experimentNamespaces" -}}
+{{- toJson (.Values.networkPolicy.experimentNamespaces | default (list .Values.katib.namespace)) }}
+{{- end }}
+
+{{/*
+The ServiceAccount our katib-config entries name: suggestion.serviceAccountName, else the one
+suggestion.serviceAccount.create makes, else none (the namespace's default).
+*/}}
+{{- define "dcsa.suggestionServiceAccountName" -}}
+{{- if .Values.suggestion.serviceAccountName }}
+{{- .Values.suggestion.serviceAccountName }}
+{{- else if .Values.suggestion.serviceAccount.create }}
+{{- include "dcsa.fullname" . }}-suggestion
+{{- end }}
+{{- end }}
+
+{{/*
 Our katib-config suggestion entries, one per algorithm (a YAML list).
 */}}
 {{- define "dcsa.katibEntries" -}}
@@ -95,6 +114,10 @@ Our katib-config suggestion entries, one per algorithm (a YAML list).
       value: {{ $s.logLevel | quote }}
     - name: DCSA_METRICS_PORT
       value: {{ $s.metricsPort | quote }}
+    {{- with $s.metricsHost }}
+    - name: DCSA_METRICS_HOST
+      value: {{ . | quote }}
+    {{- end }}
     - name: DCSA_WORKERS
       value: {{ $s.workers | quote }}
     - name: DCSA_BLAS_THREADS
@@ -116,7 +139,7 @@ Our katib-config suggestion entries, one per algorithm (a YAML list).
     {{- toYaml $s.resources | nindent 4 }}
   securityContext:
     {{- toYaml $s.securityContext | nindent 4 }}
-  {{- with $s.serviceAccountName }}
+  {{- with include "dcsa.suggestionServiceAccountName" $ }}
   serviceAccountName: {{ . }}
   {{- end }}
   {{- if $s.fromVolume.enabled }}
@@ -154,9 +177,6 @@ Fail early, with a message that says what to change, on values the schema cannot
 {{- $limits := .Values.suggestion.resources.limits | default dict }}
 {{- if not $limits.memory }}
 {{- $errors = append $errors "suggestion.resources.limits.memory: must be set (Katib's 100Mi default OOM-kills Python BO services)" }}
-{{- end }}
-{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.experimentNamespaces) }}
-{{- $errors = append $errors "networkPolicy.experimentNamespaces: list the namespaces where Experiments run (NetworkPolicies are per namespace)" }}
 {{- end }}
 {{- if and (eq .Values.katibConfig.mode "hook") (not .Values.katibConfig.hook.helmHooks) .Values.katibConfig.hook.removeOnUninstall }}
 {{- $errors = append $errors "katibConfig.hook.removeOnUninstall needs katibConfig.hook.helmHooks=true (without hooks the remove Job would run at install)" }}
