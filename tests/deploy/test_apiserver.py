@@ -389,7 +389,7 @@ def test_monitoring_installs_with_the_operator_crds(cluster: ApiServer, helm: st
         rule = json.loads(
             api.kubectl("-n", NS, "get", "prometheusrule", "mon-dcsa", "-o", "json").stdout
         )
-        assert len(rule["spec"]["groups"][0]["rules"]) == 7
+        assert len(rule["spec"]["groups"][0]["rules"]) == 8
         api.kubectl("-n", NS, "get", "configmap", "mon-dcsa-dashboard")
     finally:
         run(helm_cmd(helm, api, "uninstall", "mon", "-n", NS, "--no-hooks"), timeout=120)

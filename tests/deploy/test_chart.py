@@ -108,6 +108,10 @@ BAD_VALUES = [
     ),
     (["--set", "suggestion.logFormat=xml"], "suggestion.logFormat must be one of"),
     (
+        ["--set", "suggestion.maxConcurrentRpcs=2"],
+        "suggestion.maxConcurrentRpcs: must be 0 (twice workers) or at least suggestion.workers",
+    ),
+    (
         ["--set", "metrics.prometheusRule.latencyWarningSeconds=90"],
         "latencyWarningSeconds: must be less than or equal to 60",
     ),
@@ -330,6 +334,7 @@ def test_hardened_suggestion_pods(rendered: dict[str, list[dict[str, Any]]]) -> 
         assert e["serviceAccountName"] == "dcsa-suggestion"
         env = {v["name"]: v["value"] for v in e["env"]}
         assert env["DCSA_METRICS_HOST"] == "127.0.0.1"
+        assert env["DCSA_MAX_CONCURRENT_RPCS"] == "6"
     default = validate_entries(entries_of(rendered["default"]))
     assert all("serviceAccountName" not in e for e in default)
     assert all("DCSA_METRICS_HOST" not in {v["name"] for v in e["env"]} for e in default)

@@ -120,6 +120,10 @@ Our katib-config suggestion entries, one per algorithm (a YAML list).
     {{- end }}
     - name: DCSA_WORKERS
       value: {{ $s.workers | quote }}
+    {{- if $s.maxConcurrentRpcs }}
+    - name: DCSA_MAX_CONCURRENT_RPCS
+      value: {{ $s.maxConcurrentRpcs | quote }}
+    {{- end }}
     - name: DCSA_BLAS_THREADS
       value: {{ $s.threads | quote }}
     - name: OMP_NUM_THREADS
@@ -180,6 +184,9 @@ Fail early, with a message that says what to change, on values the schema cannot
 {{- end }}
 {{- if and (eq .Values.katibConfig.mode "hook") (not .Values.katibConfig.hook.helmHooks) .Values.katibConfig.hook.removeOnUninstall }}
 {{- $errors = append $errors "katibConfig.hook.removeOnUninstall needs katibConfig.hook.helmHooks=true (without hooks the remove Job would run at install)" }}
+{{- end }}
+{{- if and .Values.suggestion.maxConcurrentRpcs (lt (int .Values.suggestion.maxConcurrentRpcs) (int .Values.suggestion.workers)) }}
+{{- $errors = append $errors "suggestion.maxConcurrentRpcs: must be 0 (twice workers) or at least suggestion.workers" }}
 {{- end }}
 {{- if gt (int .Values.suggestion.threads) 64 }}
 {{- $errors = append $errors "suggestion.threads: at most 64" }}
