@@ -35,8 +35,9 @@ HEALTH_THREADS = 4
 class AdmissionInterceptor(grpc.ServerInterceptor):
     """Bounds the Suggestion service's calls: ``workers`` compute, ``limit`` are admitted.
 
-    A call beyond ``limit`` is refused at once with RESOURCE_EXHAUSTED (no thread is held, no
-    memory is spent on it); an admitted call waits for one of the ``workers`` slots. Other
+    A call beyond ``limit`` is refused at once (no thread is held, no memory is spent on it):
+    GetSuggestions with RESOURCE_EXHAUSTED, ValidateAlgorithmSettings with UNAVAILABLE (both
+    retried by Katib); an admitted call waits for one of the ``workers`` slots. Other
     services (health) pass straight through, so probes answer under any load.
     """
 
@@ -62,12 +63,20 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         inner = handler.unary_unary
         method = handler_call_details.method.rpartition("/")[2]
 
+        # Katib's controller treats a ValidateAlgorithmSettings answer other than
+        # INVALID_ARGUMENT, UNKNOWN or UNAVAILABLE as "valid": a busy refusal there must be
+        # UNAVAILABLE (retried), never RESOURCE_EXHAUSTED (which would skip the validation).
+        busy = (
+            grpc.StatusCode.UNAVAILABLE
+            if method == "ValidateAlgorithmSettings"
+            else grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
+
         def admitted(request: Any, context: grpc.ServicerContext) -> Any:
             if not self._admitted.acquire(blocking=False):
                 self._m.rejected.labels(method).inc()
                 context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"busy: {self._limit} Suggestion calls in progress; retry later",
+                    busy, f"busy: {self._limit} Suggestion calls in progress; retry later"
                 )
             try:
                 with self._working:

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
 from suggestion_service.core import engine
 from suggestion_service.server import ServerConfig, SuggestionServer
@@ -103,12 +104,24 @@ def test_calls_beyond_the_bound_are_refused_and_probes_still_answer(
     assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * (8 - LIMIT)
     latencies = _probe_latencies(srv.port, 10)
     assert max(latencies) < 0.1, latencies
+    # Katib counts any ValidateAlgorithmSettings code but INVALID_ARGUMENT, UNKNOWN and
+    # UNAVAILABLE as "valid": a busy Validate must be UNAVAILABLE, which it retries
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        pb_grpc.SuggestionStub(channel).ValidateAlgorithmSettings(
+            pb.ValidateAlgorithmSettingsRequest(experiment=pb_experiment()), timeout=5
+        )
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "busy" in (err.value.details() or "")
     release.set()
     for t in threads:
         t.join(30)
     assert codes.count(grpc.StatusCode.OK) == LIMIT
     refused = srv.metrics.rejected.labels("GetSuggestions")._value.get()
     assert refused == 8 - LIMIT
+    assert srv.metrics.rejected.labels("ValidateAlgorithmSettings")._value.get() == 1
 
 
 def test_probes_answer_while_workers_hold_the_gil(

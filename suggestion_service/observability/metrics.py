@@ -127,8 +127,9 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         rejected=Counter(
             "dcsa_rejected_calls",
-            "Suggestion calls refused with RESOURCE_EXHAUSTED because max_concurrent_rpcs "
-            "calls were already in progress (Katib retries them).",
+            "Suggestion calls refused (GetSuggestions: RESOURCE_EXHAUSTED, "
+            "ValidateAlgorithmSettings: UNAVAILABLE) because max_concurrent_rpcs calls were "
+            "already in progress (Katib retries them).",
             ("method",),
             registry=reg,
         ),
