@@ -247,3 +247,16 @@ def test_json_roundtrip_of_warm_start_still_works(stub: pb_grpc.SuggestionStub) 
     exp = pb_experiment(rows, algorithm="gp-bo", settings={"warm_start": warm})
     reply = stub.GetSuggestions(pb_request(exp, [], 1), timeout=30)
     assert len(reply.parameter_assignments) == 1
+
+
+def test_exhausted_space_is_counted_for_the_alert() -> None:
+    """FAILED_PRECONDITION, and dcsa_search_space_exhausted_total (the chart alerts on it:
+    Katib keeps retrying and the Experiment stays Running)."""
+    rows = [("a", "categorical", "", "", "", ("x", "y"), "uniform")]
+    history = [trial("t0", {"a": "x"}, loss=1.0), trial("t1", {"a": "y"}, loss=2.0)]
+    metrics = create_metrics()
+    req = pb_request(pb_experiment(rows, algorithm="random"), history, 1)
+    _, code, details = _invoke(SuggestionServicer(metrics), req)
+    assert code is grpc.StatusCode.FAILED_PRECONDITION
+    assert "the search space has 2 distinct points" in details
+    assert metrics.search_space_exhausted.labels("random")._value.get() == 1
