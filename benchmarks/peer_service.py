@@ -197,6 +197,25 @@ class OptunaPeer(Peer):
 
 
 # ---- HEBO ------------------------------------------------------------------------------------
+def _seed_hebo_evolution() -> None:
+    """HEBO pins pymoo 0.6.0, whose algorithms drew from numpy's global generator; the pymoo that
+    installs (0.6.2) seeds a fresh ``default_rng(None)`` instead, so a HEBO run would not repeat.
+    Give HEBO's evolutionary acquisition optimiser a seed drawn from the (reseeded) global
+    generator, which makes a run deterministic per seed again."""
+    from hebo.acq_optimizers import evolution_optimizer as evo
+
+    if getattr(evo.minimize, "_seeded", False):
+        return
+    original = evo.minimize
+
+    def minimize(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("seed", int(np.random.randint(2**31 - 1)))
+        return original(*args, **kwargs)
+
+    minimize._seeded = True  # type: ignore[attr-defined]
+    evo.minimize = minimize
+
+
 class HeboPeer(Peer):
     """HEBO 0.3.6 with its defaults; ints with a step and discrete lists as grid indices."""
 
@@ -219,6 +238,7 @@ class HeboPeer(Peer):
         self._seed_all(seed)
         self.opt = HEBO(DesignSpace().parse(rows), scramble_seed=seed)
         self.calls = 0
+        _seed_hebo_evolution()
 
     @staticmethod
     def _seed_all(seed: int) -> None:
