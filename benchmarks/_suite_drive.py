@@ -11,12 +11,13 @@ and *all* trials with their latest condition, ``current_request_number`` is the 
 call included), ``total_request_number`` is cumulative, trial names come from the reply, reply
 labels are *not* copied into the next request's trial spec (Katib never sends them back), and
 ``reply.algorithm`` settings are merged back into the experiment's settings by name. Batches are
-synchronous: every trial of a batch is evaluated (SUCCEEDED with the ``loss`` metric) before the
-next call.
+synchronous: every trial of a batch is evaluated (SUCCEEDED with the ``loss`` metric and start
+and completion times in Katib's format) before the next call.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
@@ -322,6 +323,15 @@ def _noise_rng(task: Task) -> np.random.Generator:
     return np.random.default_rng([task.seed, 20260322])
 
 
+_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def katib_time(minutes: int) -> str:
+    """A trial time as Katib formats it (``2006-01-02T15:04:05Z``), on a fixed clock (one minute
+    per trial from 2026-01-01) so that the same run sends the same requests."""
+    return (_EPOCH + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def initial_settings(task: Task) -> list[tuple[str, str]]:
     """The experiment's algorithm settings: the run's seed as ``random_state`` (Katib's name,
     which every arm here reads), then the task's own settings."""
@@ -390,6 +400,8 @@ def run_grpc(task: Task, servers: Servers) -> RunResult:
                 trial.spec.parameter_assignments.assignments.extend(item.assignments)
                 # item.labels go to the Trial's metadata only: Katib never sends them back
                 trial.status.condition = pb.TrialStatus.SUCCEEDED
+                trial.status.start_time = katib_time(len(trials))
+                trial.status.completion_time = katib_time(len(trials) + 1)
                 trial.status.observation.metrics.add(name=METRIC, value=repr(y))
                 trials.append(trial)
                 origin = item.labels.get(ORIGIN_LABEL, "")

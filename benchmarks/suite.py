@@ -360,7 +360,8 @@ def server_fingerprints() -> dict[str, str]:
     problems are fingerprinted apart (``Problem.fingerprint``), so a new problem re-runs
     nothing else."""
     bench = REPO / "benchmarks"
-    loop = [bench / "_suite_drive.py", bench / "_latency_common.py"]
+    # the loop; not _latency_common.py: it only starts processes (and latency.py shares it)
+    loop = [bench / "_suite_drive.py"]
     # What ``dcsa serve`` runs to answer GetSuggestions; the operator, the local runner and the
     # CLI's other commands do not change a suggestion.
     pkg = REPO / "suggestion_service"
