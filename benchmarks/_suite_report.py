@@ -317,7 +317,13 @@ def _issue10(group: Mapping[str, Mapping[str, ArmSummary]]) -> list[str]:
     ogp = _median_rank(group, OPTUNA_GP)
     tpe = _median_rank(group, TPE)
     if gp is None or ogp is None or tpe is None:
-        out.append("- issue 10, gp-bo's median rank <= optuna-gp's and < tpe's: **not measured**")
+        have = ", ".join(
+            f"{a} {r:.1f}" for a, r in ((GPBO, gp), (OPTUNA_GP, ogp), (TPE, tpe)) if r is not None
+        )
+        out.append(
+            "- issue 10, gp-bo's median rank <= optuna-gp's and < tpe's: **not measured** "
+            f"(needs gp-bo, optuna-gp and tpe; have: {have or 'none'})"
+        )
     else:
         ok = gp <= ogp and gp < tpe
         out.append(
