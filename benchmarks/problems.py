@@ -923,3 +923,17 @@ __all__: Sequence[str] = (
     "get",
     "random_assignment",
 )
+
+
+def main() -> None:
+    """Print the problem set: ``python -m benchmarks.problems``."""
+    print(f"{'problem':22s} {'set':6s} groups params noise  kind")
+    for r in describe():
+        print(
+            f"{r['name']:22s} {r['set']:6s} {r['groups']:6d} {r['params']:6d} "
+            f"{r['noise']:<5g}  {r['kind']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
