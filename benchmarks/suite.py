@@ -635,7 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpoint = ns.out / "checkpoint.jsonl"
     fingerprint = Fingerprints()
     prints = {t.key: fingerprint(t) for t in tasks}
-    stores = [] if ns.no_peer_cache else sorted({peer_store(t.arm) for t in tasks})
+    stores = sorted({peer_store(t.arm) for t in tasks if base_arm(t.arm) in SLOW_PEERS})
+    stores = [] if ns.no_peer_cache else stores
     done = {} if ns.fresh else load_runs([checkpoint], tasks, fingerprint)
     # the stored runs of slow peers are reused even with --fresh: they are deterministic
     done.update({k: v for k, v in load_runs(stores, tasks, fingerprint).items() if k not in done})
