@@ -1,5 +1,8 @@
 """One benchmark run: every arm is a Katib suggestion service, driven by one controller loop.
 
+This file is the loop and what it sends (it is part of every run's fingerprint); the servers and
+worker processes are in ``_suite_workers.py``.
+
 Every arm answers ``api.v1.beta1.Suggestion/GetSuggestions`` in a server process of its own:
 our strategies in ``dcsa serve``, the Katib-equivalent skopt service in
 ``benchmarks/skopt_service.py``, the peers (Optuna TPE and GP, HEBO, BoTorch) in
@@ -20,8 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ import grpc
 import numpy as np
 
 from benchmarks import problems as problem_set
-from benchmarks._latency_common import ServerProcess
 from benchmarks.problems import Problem
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
@@ -54,17 +54,6 @@ BOTORCH = "botorch"
 KATIB_TPE = "katib-tpe"
 KATIB_SKOPT = "katib-skopt"
 SKOPT_ALGORITHM = "bayesianoptimization"
-_MB = 1024 * 1024
-_CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", 64 * _MB),
-    ("grpc.max_receive_message_length", 64 * _MB),
-]
-BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-#: Separate environments of the peers that cannot share ours (benchmarks/install_peers.sh).
-PEER_VENV = REPO / "benchmarks" / ".venv-peers"
-KATIB_VENV = REPO / "benchmarks" / ".venv-katib"
-KATIB_SKOPT_VENV = REPO / "benchmarks" / ".venv-katib-skopt"
-KATIB_SRC = Path(os.environ.get("KATIB_SRC", str(REPO / "benchmarks" / ".katib-src")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,91 +163,6 @@ def _round(x: float) -> float:
     return float(f"{x:.7g}") if math.isfinite(x) else x
 
 
-# ---- servers ------------------------------------------------------------------------------------
-def _dcsa_argv() -> list[str]:
-    script = Path(sys.executable).parent / "dcsa"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "suggestion_service"]
-    return [*head, "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1"]
-
-
-def _python(venv: Path) -> str:
-    exe = venv / "bin" / "python"
-    if not exe.exists():
-        raise RuntimeError(f"{venv} is missing: run bash benchmarks/install_peers.sh")
-    return str(exe)
-
-
-def server_command(kind: str) -> tuple[list[str], str, dict[str, str]]:
-    """argv, the regex of its 'serving on port' log line, extra environment."""
-    ready = r"listening on \S+:(\d+)"
-    if kind == "dcsa":
-        return _dcsa_argv(), r"serving Katib suggestions on \S+:(\d+)", {}
-    if kind == "skopt":
-        return [sys.executable, "-m", "benchmarks.skopt_service", "--port", "0"], ready, {}
-    if kind == "peers":
-        return [sys.executable, "-m", "benchmarks.peer_service", "--port", "0"], ready, {}
-    if kind == "peers-ext":
-        # the separate environment has no dcsa installed: the repository root goes on the path
-        argv = [_python(PEER_VENV), "-m", "benchmarks.peer_service", "--port", "0"]
-        return argv, ready, {"PYTHONPATH": str(REPO)}
-    if kind in ("katib-optuna", "katib-skopt"):
-        service = kind.removeprefix("katib-")
-        if not (KATIB_SRC / "pkg" / "suggestion" / "v1beta1" / service).is_dir():
-            raise RuntimeError(f"no Katib checkout at {KATIB_SRC}: run benchmarks/install_peers.sh")
-        venv = KATIB_VENV if service == "optuna" else KATIB_SKOPT_VENV
-        script = str(REPO / "benchmarks" / "katib_service.py")
-        argv = [_python(venv), script, "--service", service, "--port", "0"]
-        path = os.pathsep.join(
-            str(KATIB_SRC / p)
-            for p in ("", "pkg/apis/manager/v1beta1/python", "pkg/apis/manager/health/python")
-        )
-        return argv, ready, {"PYTHONPATH": path}
-    raise ValueError(f"unknown server kind {kind!r}")
-
-
-def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """One BLAS thread per server process: ``--jobs`` workers share the cores, and numpy,
-    scikit-learn and torch would otherwise spawn a thread per core in every worker. dcsa pins
-    itself to one BLAS thread anyway (server.py)."""
-    env = dict(os.environ)
-    env.update({k: "1" for k in BLAS_VARIABLES})
-    env.update(extra or {})
-    return env
-
-
-class Servers:
-    """The suggestion servers of one worker, started on first use and reused for every run
-    (except Katib's own services: one process per experiment, as Katib deploys them)."""
-
-    def __init__(self) -> None:
-        self._procs: dict[str, ServerProcess] = {}
-        self._stubs: dict[str, pb_grpc.SuggestionStub] = {}
-        self._channels: dict[str, grpc.Channel] = {}
-
-    def stub(self, kind: str) -> pb_grpc.SuggestionStub:
-        if kind not in self._stubs:
-            argv, ready, extra = server_command(kind)
-            proc = ServerProcess(kind, argv, ready, env=server_env(extra), cwd=REPO)
-            proc.start()
-            self._procs[kind] = proc
-            channel = grpc.insecure_channel(f"127.0.0.1:{proc.port}", options=_CHANNEL_OPTIONS)
-            self._channels[kind] = channel
-            self._stubs[kind] = pb_grpc.SuggestionStub(channel)
-        return self._stubs[kind]
-
-    def restart(self, kind: str) -> None:
-        """Stop a server (after an abandoned call it still computes; or the run is over for a
-        per-experiment service); the next ``stub`` starts it afresh."""
-        if kind in self._procs:
-            self._channels.pop(kind).close()
-            self._stubs.pop(kind)
-            self._procs.pop(kind).cleanup()
-
-    def close(self) -> None:
-        for kind in list(self._procs):
-            self.restart(kind)
-
-
 # ---- the Katib controller loop --------------------------------------------------------------
 def merge_settings(
     base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
@@ -341,11 +245,14 @@ def initial_settings(task: Task) -> list[tuple[str, str]]:
     return merge_settings([("random_state", str(task.seed))], task.settings)
 
 
-def run_grpc(task: Task, servers: Servers) -> RunResult:
-    """Drive one experiment through GetSuggestions as Katib's controller would."""
+def run_grpc(task: Task, stub: pb_grpc.SuggestionStub) -> RunResult:
+    """Drive one experiment through GetSuggestions as Katib's controller would.
+
+    A failed call ends the run with ``error`` = ``GetSuggestions: <status code>: <details>``
+    (Katib would retry; a benchmark run stops); the caller restarts the server when needed.
+    """
     prob = problem(task.problem)
     kind = arm_kind(task.arm)
-    stub = servers.stub(kind.server)
     settings = initial_settings(task)
     noise = _noise_rng(task)
     result = RunResult(
@@ -355,110 +262,56 @@ def run_grpc(task: Task, servers: Servers) -> RunResult:
     trials: list[pb.Trial] = []
     total = 0
     started = time.perf_counter()
-    try:
-        while len(trials) < task.budget:
-            n = min(task.batch, task.budget - len(trials))
-            call_settings = settings
-            if kind.server == "skopt":
-                # Katib's skopt service keeps one Optimizer in memory, whose random generator
-                # advances from call to call; skopt_service.py builds a fresh Optimizer per
-                # call, so a fixed random_state would repeat the same initial point. A seed per
-                # call (run seed, request counter) keeps runs reproducible and the draws fresh.
-                call_settings = merge_settings(
-                    settings, [("random_state", str(task.seed * 100_003 + total))]
-                )
-            req = pb.GetSuggestionsRequest(
-                experiment=experiment_spec(prob, kind.algorithm, call_settings, task),
-                trials=trials,
-                current_request_number=n,
-                total_request_number=total + n,
+    while len(trials) < task.budget:
+        n = min(task.batch, task.budget - len(trials))
+        call_settings = settings
+        if kind.server == "skopt":
+            # Katib's skopt service keeps one Optimizer in memory, whose random generator
+            # advances from call to call; skopt_service.py builds a fresh Optimizer per
+            # call, so a fixed random_state would repeat the same initial point. A seed per
+            # call (run seed, request counter) keeps runs reproducible and the draws fresh.
+            call_settings = merge_settings(
+                settings, [("random_state", str(task.seed * 100_003 + total))]
             )
-            t0 = time.perf_counter()
-            try:
-                reply = stub.GetSuggestions(req, timeout=KATIB_DEADLINE_SECONDS)
-            except grpc.RpcError as exc:
-                result.call_seconds.append(time.perf_counter() - t0)
-                result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
-                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    servers.restart(kind.server)
-                break
+        req = pb.GetSuggestionsRequest(
+            experiment=experiment_spec(prob, kind.algorithm, call_settings, task),
+            trials=trials,
+            current_request_number=n,
+            total_request_number=total + n,
+        )
+        t0 = time.perf_counter()
+        try:
+            reply = stub.GetSuggestions(req, timeout=KATIB_DEADLINE_SECONDS)
+        except grpc.RpcError as exc:
             result.call_seconds.append(time.perf_counter() - t0)
-            if len(reply.parameter_assignments) != n:
-                result.error = f"{len(reply.parameter_assignments)} assignments for {n} asked"
-                break
-            total += n
-            settings = merge_settings(
-                settings, [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
-            )
-            for item in reply.parameter_assignments:
-                assignment = {a.name: a.value for a in item.assignments}
-                y_true = prob.value(assignment)
-                y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
-                name = item.trial_name or f"{task.experiment_name()}-{len(trials):04d}"
-                trial = pb.Trial(name=name)
-                trial.spec.objective.CopyFrom(objective)
-                trial.spec.parameter_assignments.assignments.extend(item.assignments)
-                # item.labels go to the Trial's metadata only: Katib never sends them back
-                trial.status.condition = pb.TrialStatus.SUCCEEDED
-                trial.status.start_time = katib_time(len(trials))
-                trial.status.completion_time = katib_time(len(trials) + 1)
-                trial.status.observation.metrics.add(name=METRIC, value=repr(y))
-                trials.append(trial)
-                origin = item.labels.get(ORIGIN_LABEL, "")
-                result.origins.append(origin)
-                result.fallbacks += origin == "fallback"
-                result.values.append(y)
-                result.true_values.append(y_true)
-    finally:
-        if kind.per_run_process:
-            servers.restart(kind.server)
+            result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
+            break
+        result.call_seconds.append(time.perf_counter() - t0)
+        if len(reply.parameter_assignments) != n:
+            result.error = f"{len(reply.parameter_assignments)} assignments for {n} asked"
+            break
+        total += n
+        settings = merge_settings(
+            settings, [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
+        )
+        for item in reply.parameter_assignments:
+            assignment = {a.name: a.value for a in item.assignments}
+            y_true = prob.value(assignment)
+            y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
+            name = item.trial_name or f"{task.experiment_name()}-{len(trials):04d}"
+            trial = pb.Trial(name=name)
+            trial.spec.objective.CopyFrom(objective)
+            trial.spec.parameter_assignments.assignments.extend(item.assignments)
+            # item.labels go to the Trial's metadata only: Katib never sends them back
+            trial.status.condition = pb.TrialStatus.SUCCEEDED
+            trial.status.start_time = katib_time(len(trials))
+            trial.status.completion_time = katib_time(len(trials) + 1)
+            trial.status.observation.metrics.add(name=METRIC, value=repr(y))
+            trials.append(trial)
+            origin = item.labels.get(ORIGIN_LABEL, "")
+            result.origins.append(origin)
+            result.fallbacks += origin == "fallback"
+            result.values.append(y)
+            result.true_values.append(y_true)
     result.wall_seconds = time.perf_counter() - started
     return result
-
-
-def run_task(task: Task, servers: Servers) -> RunResult:
-    """Run one task with the worker's servers."""
-    return run_grpc(task, servers)
-
-
-# ---- worker processes -------------------------------------------------------------------------
-def worker_main(tasks: Any, results: Any, worker: int) -> None:
-    """Run tasks from ``tasks`` until a ``None``; put ``(key, run json)`` on ``results``.
-
-    Each worker owns one server process per kind of arm it has run (``dcsa serve``, the skopt
-    service, the peer service...), started on first use and stopped on exit, SIGTERM included.
-    """
-    import signal
-    import traceback
-
-    def _stop(_signum: int, _frame: object) -> None:
-        raise SystemExit(143)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
-    logging.basicConfig(level=logging.WARNING, format=f"w{worker} %(levelname)s %(message)s")
-    servers = Servers()
-    try:
-        while True:
-            task = tasks.get()
-            if task is None:
-                break
-            load = os.getloadavg()[0]
-            try:
-                run = run_task(task, servers)
-                out = run.to_json()
-            except Exception:
-                out = RunResult(
-                    problem=task.problem,
-                    arm=task.arm,
-                    batch=task.batch,
-                    seed=task.seed,
-                    budget=task.budget,
-                    error=traceback.format_exc(limit=5),
-                ).to_json()
-                servers.close()
-            out["worker"] = worker
-            out["load1_at_start"] = round(load, 2)
-            results.put((task.key, out))
-    finally:
-        servers.close()

@@ -44,8 +44,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as ``python benchmarks/suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _suite_drive as drive
 from benchmarks import _suite_report as report
+from benchmarks import _suite_workers as workers
 from benchmarks import problems as problem_set
 from benchmarks._suite_drive import (
     ARMS,
@@ -56,8 +56,8 @@ from benchmarks._suite_drive import (
     arm_kind,
     base_arm,
     problem,
-    worker_main,
 )
+from benchmarks._suite_workers import worker_main
 
 #: The fast arms: our strategies and the peers that answer in well under a second.
 OUR_ARMS = DCSA_ARMS
@@ -371,7 +371,7 @@ def server_fingerprints() -> dict[str, str]:
         for p in (pkg / part).rglob("*.py")
         if "__pycache__" not in p.parts
     ] + [pkg / "server.py", pkg / "__init__.py"]
-    katib_src = drive.KATIB_SRC / "pkg" / "suggestion" / "v1beta1"
+    katib_src = workers.KATIB_SRC / "pkg" / "suggestion" / "v1beta1"
     katib_code = sorted(katib_src.rglob("*.py")) if katib_src.is_dir() else []
     katib = hashlib.sha256(b"".join(p.read_bytes() for p in katib_code)).hexdigest()[:16]
     return {
@@ -384,14 +384,14 @@ def server_fingerprints() -> dict[str, str]:
             [*loop, bench / "peer_service.py"],
             f"optuna {_version('optuna')} torch {_version('torch')}",
         ),
-        "peers-ext": _digest([*loop, bench / "peer_service.py"], _venv_packages(drive.PEER_VENV)),
+        "peers-ext": _digest([*loop, bench / "peer_service.py"], _venv_packages(workers.PEER_VENV)),
         "katib-optuna": _digest(
             [*loop, bench / "katib_service.py"],
-            f"katib {katib} {_venv_packages(drive.KATIB_VENV)}",
+            f"katib {katib} {_venv_packages(workers.KATIB_VENV)}",
         ),
         "katib-skopt": _digest(
             [*loop, bench / "katib_service.py"],
-            f"katib {katib} {_venv_packages(drive.KATIB_SKOPT_VENV)}",
+            f"katib {katib} {_venv_packages(workers.KATIB_SKOPT_VENV)}",
         ),
     }
 
