@@ -206,10 +206,14 @@ def test_off_space_trials_give_one_summary_line(caplog: pytest.LogCaptureFixture
     history = [trial(f"t{i}", {"x": str(5 + i)}, loss=1.0) for i in range(50)]
     history += [trial("ok", {"x": "0.5"}, loss=1.0), trial("nan", {"x": "0.25"}, loss="nan")]
     req = pb_request(pb_experiment(rows, algorithm="random"), history, 1)
-    with caplog.at_level(logging.WARNING, logger="suggestion_service"):
+    with caplog.at_level(logging.WARNING, logger="suggestion_service.katib.servicer"):
         _, code, details = _invoke(SuggestionServicer(create_metrics()), req)
     assert code is grpc.StatusCode.OK, details
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name == "suggestion_service.katib.servicer"
+    ]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("51 trial(s) tolerated in the history")
     assert "non_finite_metric=1" in warnings[0] and "off_space=50" in warnings[0]
