@@ -205,7 +205,7 @@ def test_chart_alert_rules_evaluate_cleanly(after_call: Prometheus) -> None:
         )
 
     rules = eventually(evaluated, "every alert rule to be evaluated")
-    assert len(rules) == 7
+    assert len(rules) == 8
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
     # A healthy service fires nothing.
     assert [r["name"] for r in rules if r["state"] != "inactive"] == []

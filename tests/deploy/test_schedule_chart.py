@@ -9,7 +9,7 @@ from typing import Any
 
 from suggestion_service.k8s.schedule import ScheduleSpec, WarmStartSpec
 
-from .conftest import RELEASE_NS
+from .conftest import RELEASE_NS, helm_template
 
 COMPONENT = "app.kubernetes.io/component"
 RULES = [
@@ -86,6 +86,25 @@ def test_namespaced_rbac_has_a_role_per_namespace_and_no_cluster_role(
         "--namespace=team-a",
         "--namespace=team-b",
     ]
+
+
+def test_operator_is_namespaced_unless_asked(helm: str) -> None:
+    """Issue 12, section 6: enabled without more, the operator watches the release namespace
+    with a Role there; a ClusterRole only with operator.clusterWide=true."""
+    by_kind = operator_docs(helm_template(helm, "--set", "operator.enabled=true"))
+    assert "ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind
+    assert [r["metadata"]["namespace"] for r in by_kind["Role"]] == [RELEASE_NS]
+    assert [b["metadata"]["namespace"] for b in by_kind["RoleBinding"]] == [RELEASE_NS]
+    (dep,) = by_kind["Deployment"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-1] == f"--namespace={RELEASE_NS}"
+    wide = operator_docs(
+        helm_template(helm, "--set", "operator.enabled=true", "--set", "operator.clusterWide=true")
+    )
+    assert "Role" not in wide and [r["kind"] for r in wide["ClusterRole"]] == ["ClusterRole"]
+    (dep,) = wide["Deployment"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--namespace")]
 
 
 def _walk(schema: dict[str, Any], path: str, problems: list[str]) -> None:

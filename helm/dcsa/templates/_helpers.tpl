@@ -80,6 +80,20 @@ Regex matching Katib's suggestion Deployment names (<experiment>-<algorithm>) of
 {{- end }}
 
 {{/*
+What the TuningSchedule operator watches (JSON list): operator.watchNamespaces; else, with
+operator.clusterWide, [""] (all namespaces, a ClusterRole); else the release namespace.
+*/}}
+{{- define "dcsa.operatorScopes" -}}
+{{- if .Values.operator.watchNamespaces }}
+{{- toJson .Values.operator.watchNamespaces }}
+{{- else if .Values.operator.clusterWide }}
+{{- toJson (list "") }}
+{{- else }}
+{{- toJson (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
 Namespaces where Experiments run (JSON list): networkPolicy.experimentNamespaces, else Katib's.
 */}}
 {{- define "dcsa.experimentNamespaces" -}}
