@@ -236,7 +236,6 @@ def _warm_up() -> None:
 def serve_forever(config: ServerConfig) -> int:
     """Run until SIGTERM or SIGINT; then NOT_SERVING and a graceful stop. Returns exit code."""
     server = SuggestionServer(config)
-    server.start()
     done = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -247,8 +246,11 @@ def serve_forever(config: ServerConfig) -> int:
         )
         done.set()
 
+    # handlers first: a SIGTERM right after "serving" (a fast kubelet, a test) must stop
+    # gracefully, not kill the process
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    server.start()
     done.wait()
     server.stop()
     log.info("stopped")
