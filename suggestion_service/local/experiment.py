@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .._generated import api_pb2 as pb
+from .controller import experiment_to_pb
 
 API_VERSION = "kubeflow.org/v1beta1"
 KIND = "Experiment"
@@ -33,20 +34,6 @@ COLLECTOR_KINDS = (
 LOCAL_COLLECTORS = ("StdOut", "File")
 PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
 _META = re.compile(r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[([^]]+)\])\}$")
-
-_TYPES = {
-    "double": pb.DOUBLE,
-    "int": pb.INT,
-    "discrete": pb.DISCRETE,
-    "categorical": pb.CATEGORICAL,
-}
-_DISTRIBUTIONS = {
-    "": pb.UNIFORM,
-    "uniform": pb.UNIFORM,
-    "logUniform": pb.LOG_UNIFORM,
-    "normal": pb.NORMAL,
-    "logNormal": pb.LOG_NORMAL,
-}
 
 
 class ExperimentError(Exception):
@@ -162,39 +149,32 @@ class Experiment:
     def spec(self) -> dict[str, Any]:
         return as_dict(self.body.get("spec"))
 
-    def to_pb(self, settings: Sequence[tuple[str, str]] | None = None) -> pb.Experiment:
-        """The Experiment as Katib's controller sends it; ``settings`` replaces the algorithm's."""
-        spec = self.spec
-        exp = pb.Experiment(name=self.name)
-        s = exp.spec
-        for raw in as_list(spec.get("parameters")):
-            p = as_dict(raw)
-            fs = as_dict(p.get("feasibleSpace"))
-            s.parameter_specs.parameters.add(
-                name=text(p.get("name")),
-                parameter_type=_TYPES.get(text(p.get("parameterType")), pb.UNKNOWN_TYPE),
-                feasible_space=pb.FeasibleSpace(
-                    min=text(fs.get("min")),
-                    max=text(fs.get("max")),
-                    step=text(fs.get("step")),
-                    list=[text(v) for v in as_list(fs.get("list"))],
-                    distribution=_DISTRIBUTIONS.get(
-                        text(fs.get("distribution")), pb.DISTRIBUTION_UNSPECIFIED
-                    ),
-                ),
-            )
-        s.objective.type = pb.MAXIMIZE if self.goal == "maximize" else pb.MINIMIZE
-        if self.target is not None:
-            s.objective.goal = self.target
-        s.objective.objective_metric_name = self.objective_metric
-        s.objective.additional_metric_names.extend(self.additional_metrics)
-        s.algorithm.algorithm_name = self.algorithm
-        for name, value in self.settings if settings is None else settings:
-            s.algorithm.algorithm_settings.add(name=name, value=value)
-        s.parallel_trial_count = self.parallel
-        if self.max_trials is not None:
-            s.max_trial_count = self.max_trials
-        return exp
+    def defaulted_spec(
+        self, *, parallel: int | None = None, max_trials: int | None = None
+    ) -> dict[str, Any]:
+        """The spec after Katib's mutating webhook (parallelTrialCount, ``distribution:
+        uniform`` on every parameter, a metric strategy per metric); ``parallel`` and
+        ``max_trials`` replace the counts as an edit of the running Experiment would."""
+        spec = copy.deepcopy(self.spec)
+        spec["parallelTrialCount"] = parallel or self.parallel
+        if max_trials is not None:
+            spec["maxTrialCount"] = max_trials
+        for p in as_list(spec.get("parameters")):
+            fs = as_dict(p).get("feasibleSpace")
+            if isinstance(fs, dict) and not fs.get("distribution"):
+                fs["distribution"] = "uniform"
+        obj = as_dict(spec.get("objective"))
+        if obj:
+            obj["metricStrategies"] = [
+                {"name": name, "value": value} for name, value in self.strategies.items()
+            ]
+        return spec
+
+    def to_pb(self, *, parallel: int | None = None, max_trials: int | None = None) -> pb.Experiment:
+        """The Experiment as Katib's controller sends it (see :meth:`defaulted_spec`)."""
+        return experiment_to_pb(
+            self.name, self.defaulted_spec(parallel=parallel, max_trials=max_trials)
+        )
 
     def trial_parameters(self) -> list[tuple[str, str]]:
         tt = as_dict(self.spec.get("trialTemplate"))

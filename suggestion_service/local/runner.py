@@ -36,6 +36,7 @@ import grpc
 
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
+from . import controller as ctl
 from . import metrics_collector as mc
 from .experiment import Experiment, ExperimentError
 from .state import (
@@ -57,21 +58,10 @@ from .state import (
 
 log = logging.getLogger(__name__)
 
-_CONDITIONS = {
-    CREATED: pb.TrialStatus.CREATED,
-    RUNNING: pb.TrialStatus.RUNNING,
-    SUCCEEDED: pb.TrialStatus.SUCCEEDED,
-    KILLED: pb.TrialStatus.KILLED,
-    FAILED: pb.TrialStatus.FAILED,
-    METRICS_UNAVAILABLE: pb.TrialStatus.METRICSUNAVAILABLE,
-}
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _ALNUM = string.ascii_lowercase + string.digits
 
-# Stop reasons, Katib's where Katib has one.
-GOAL_REACHED = "ExperimentGoalReached"
-MAX_TRIALS = "ExperimentMaxTrialsReached"
-MAX_FAILED = "ExperimentMaxFailedTrialsReached"
+# Stop reasons beyond Katib's (GOAL_REACHED, MAX_TRIALS, MAX_FAILED: see controller).
 EXHAUSTED = "SearchSpaceExhausted"
 SUGGESTION_FAILED = "SuggestionFailed"
 INTERRUPTED = "Interrupted"
@@ -149,28 +139,9 @@ class NullReporter:
         pass
 
 
-def merge_settings(
-    base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
-    """Katib's merge of algorithm settings: by name, overwriting in place, new ones appended."""
-    out = list(base)
-    index = {n: i for i, (n, _v) in enumerate(out)}
-    for name, value in updates:
-        if name in index:
-            out[index[name]] = (name, value)
-        else:
-            index[name] = len(out)
-            out.append((name, value))
-    return tuple(out)
-
-
 def objective_value(row: TrialRow, metric: str) -> float | None:
-    if row.condition != SUCCEEDED:
-        return None
-    try:
-        return float(row.metrics[metric])
-    except (KeyError, ValueError):
-        return None
+    """The objective of a Succeeded trial as a number, else None."""
+    return ctl.objective_value(row.condition, row.metrics, metric)
 
 
 def best_trial(trials: Sequence[TrialRow], metric: str, maximize: bool) -> TrialRow | None:
@@ -179,6 +150,21 @@ def best_trial(trials: Sequence[TrialRow], metric: str, maximize: bool) -> Trial
         return None
     pick = max if maximize else min
     return pick(scored, key=lambda vt: vt[0])[1]
+
+
+def trial_view(row: TrialRow, objective: ctl.Objective) -> ctl.TrialView:
+    """A trial row as Katib's controller reads the Trial: its one condition, its metrics
+    (reduced when collected, so min, max and latest are that value), no spec labels (the
+    reply's labels are the Trial's metadata labels, which Katib never sends back)."""
+    return ctl.TrialView(
+        name=row.name,
+        objective=objective,
+        assignments=tuple(row.assignments.items()),
+        conditions=(ctl.Condition(row.condition),),
+        start_time=ctl.parse_time(row.start_time),
+        completion_time=ctl.parse_time(row.completion_time),
+        observation=tuple(ctl.Metric.reduced(n, v) for n, v in row.metrics.items()),
+    )
 
 
 #: Runs a trial's command after asking the kernel to SIGKILL it when the runner dies (Linux), so
@@ -313,34 +299,25 @@ class Runner:
         trials = self._state.trials
         if self._stop.is_set():
             return "Interrupted", INTERRUPTED, "stopped by the user; run again to resume"
-        target = self.exp.target
         best = self._best()
-        if target is not None and best is not None:
-            value = objective_value(best, self.exp.objective_metric)
-            assert value is not None
-            if (value >= target) if self.maximize else (value <= target):
-                op = ">=" if self.maximize else "<="
-                return (
-                    "Succeeded",
-                    GOAL_REACHED,
-                    f"{self.exp.objective_metric}={best.metrics[self.exp.objective_metric]} "
-                    f"of trial {best.name} reached the goal ({op} {target:g})",
-                )
-        failed = sum(t.condition in (FAILED, METRICS_UNAVAILABLE) for t in trials)
-        if self.exp.max_failed is not None and failed > self.exp.max_failed:
-            return (
-                "Failed",
-                MAX_FAILED,
-                f"{failed} trials failed, more than maxFailedTrialCount={self.exp.max_failed}",
-            )
+        metric = self.exp.objective_metric
         active = sum(t.condition in ACTIVE for t in trials)
         assert self.max_trials is not None
-        if active == 0 and len(trials) >= self.max_trials:
-            return (
-                "Succeeded",
-                MAX_TRIALS,
-                f"all {self.max_trials} trials finished (maxTrialCount={self.max_trials})",
-            )
+        stop = ctl.stop_condition(
+            best=None
+            if best is None
+            else (best.name, best.metrics[metric], float(best.metrics[metric])),
+            metric=metric,
+            target=self.exp.target,
+            maximize=self.maximize,
+            failed=sum(t.condition in (FAILED, METRICS_UNAVAILABLE) for t in trials),
+            max_failed=self.exp.max_failed,
+            active=active,
+            total=len(trials),
+            max_trials=self.max_trials,
+        )
+        if stop is not None:
+            return stop.status, stop.reason, stop.message
         if active == 0 and self._halt is not None:
             return self._halt
         return None
@@ -348,38 +325,54 @@ class Runner:
     def _needed(self) -> int:
         trials = self._state.trials
         active = sum(t.condition in ACTIVE for t in trials)
-        assert self.max_trials is not None
-        return max(0, min(self.parallel - active, self.max_trials - len(trials)))
-
-    # ---- suggestions ----------------------------------------------------------------------
-    def request(self, need: int) -> pb.GetSuggestionsRequest:
-        """The GetSuggestions request Katib's controller would send now."""
-        settings = merge_settings(self.exp.settings, self._state.algorithm_settings)
-        return pb.GetSuggestionsRequest(
-            experiment=self.exp.to_pb(settings),
-            trials=[
-                self._pb_trial(t) for t in self._state.trials if t.condition != METRICS_UNAVAILABLE
-            ],
-            current_request_number=need,
-            total_request_number=self._state.total_requested + need,
+        return ctl.trials_to_add(
+            parallel=self.parallel,
+            max_trials=self.max_trials,
+            active=active,
+            completed=len(trials) - active,
         )
 
-    def _pb_trial(self, row: TrialRow) -> pb.Trial:
-        trial = pb.Trial(name=row.name)
-        trial.spec.objective.CopyFrom(self.exp.to_pb().spec.objective)
-        for name, value in row.assignments.items():
-            trial.spec.parameter_assignments.assignments.add(name=name, value=value)
-        for k, v in row.labels.items():
-            trial.spec.labels[k] = v
-        trial.status.condition = _CONDITIONS[row.condition]
-        trial.status.start_time = row.start_time or ""
-        trial.status.completion_time = row.completion_time or ""
-        for name, value in row.metrics.items():
-            trial.status.observation.metrics.add(name=name, value=value)
-        return trial
+    # ---- suggestions ----------------------------------------------------------------------
+    def _objective(self) -> ctl.Objective:
+        return ctl.Objective(
+            type=self.exp.goal,
+            metric=self.exp.objective_metric,
+            additional=self.exp.additional_metrics,
+            goal=self.exp.target,
+            strategies=self.exp.strategies,
+        )
+
+    def _suggestion_state(self, need: int) -> ctl.SuggestionState:
+        """The Suggestion as Katib's controller would hold it: every trial row was one
+        suggestion (the runner turns a reply into trials at once), ``need`` more requested."""
+        views = self._views()
+        return ctl.SuggestionState(
+            requests=ctl.requests_for(views, need),
+            suggestions=tuple(
+                ctl.Assignment(
+                    name=t.name, assignments=tuple(t.assignments.items()), labels=t.labels
+                )
+                for t in self._state.trials
+            ),
+            algorithm_settings=self._state.algorithm_settings,
+        )
+
+    def _views(self) -> list[ctl.TrialView]:
+        objective = self._objective()
+        return [trial_view(t, objective) for t in self._state.trials]
+
+    def request(self, need: int) -> pb.GetSuggestionsRequest | None:
+        """The GetSuggestions request Katib's controller would send now (None: no call)."""
+        return ctl.build_request(
+            self.exp.to_pb(parallel=self.parallel, max_trials=self.max_trials),
+            self._suggestion_state(need),
+            self._views(),
+        )
 
     def _suggest(self, need: int) -> None:
         req = self.request(need)
+        if req is None:
+            return
         try:
             reply = self.stub.GetSuggestions(req, timeout=self.options.rpc_timeout)
         except grpc.RpcError as err:
@@ -402,33 +395,25 @@ class Runner:
                 )
             self.reporter.event(f"no more suggestions: {details}")
             return
-        if len(reply.parameter_assignments) != need:
-            self._halt = (
-                "Failed",
-                SUGGESTION_FAILED,
-                f"GetSuggestions returned {len(reply.parameter_assignments)} "
-                f"assignments, {need} requested",
-            )
-            return
         state = self._state
         names = {t.name for t in state.trials}
-        settings = merge_settings(
-            state.algorithm_settings,
-            [(s.name, s.value) for s in reply.algorithm.algorithm_settings],
-        )
-        for item in reply.parameter_assignments:
+        before = self._suggestion_state(need)
+        try:
+            after = ctl.accept_reply(before, req, reply, fresh_name=lambda: self._fresh_name(names))
+        except ctl.ReplyError as exc:
+            # Katib drops such a reply and calls again, forever; a local run stops
+            self._halt = ("Failed", SUGGESTION_FAILED, f"GetSuggestions: {exc}")
+            return
+        for made in after.suggestions[before.suggestion_count :]:
             # a name already taken would overwrite a trial: never trust it blindly
-            taken = not item.trial_name or item.trial_name in names
-            name = self._fresh_name(names) if taken else item.trial_name
+            name = self._fresh_name(names) if made.name in names else made.name
             names.add(name)
-            row = TrialRow(
-                name=name,
-                assignments={a.name: a.value for a in item.assignments},
-                labels=dict(item.labels),
-            )
+            row = TrialRow(name=name, assignments=dict(made.assignments), labels=made.labels)
             state = state.replace_trial(row)
         self._state = dataclasses.replace(
-            state, total_requested=req.total_request_number, algorithm_settings=settings
+            state,
+            total_requested=req.total_request_number,
+            algorithm_settings=after.algorithm_settings,
         )
         self._save()
 

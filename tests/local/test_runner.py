@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -14,16 +15,14 @@ from typing import Any
 import pytest
 
 from suggestion_service._generated import api_pb2 as pb
-from suggestion_service.local.experiment import Document, parse_experiment
-from suggestion_service.local.runner import (
+from suggestion_service.local.controller import (
     GOAL_REACHED,
-    INTERRUPTED,
     MAX_FAILED,
     MAX_TRIALS,
-    Runner,
-    RunOptions,
     merge_settings,
 )
+from suggestion_service.local.experiment import Document, parse_experiment
+from suggestion_service.local.runner import INTERRUPTED, Runner, RunOptions
 
 from .conftest import runs
 
@@ -100,7 +99,8 @@ def test_end_to_end(
     for row in trials:
         name, seq = row["name"], seqs[row["name"]]
         # names and labels come from the service
-        assert name.startswith("tiny-") and len(name) == len("tiny-") + 8
+        # <experiment>-<8 chars>, or <experiment>-<tag>-<8 chars> with the service's provenance tag
+        assert re.fullmatch(r"tiny-([a-z0-9]+-)?[a-z0-9]{8}", name), name
         assert row["labels"]["dcsa.io/algorithm"] == "random"
         assert row["attempts"] == 1
         x = row["assignments"][0]["value"]
@@ -147,6 +147,9 @@ def test_end_to_end(
         assert settings["dcsa_suggested"] == sent["dcsa_suggested"]
     for req, _ in calls:  # a MetricsUnavailable trial is left out, as Katib does
         assert all(t.status.condition != pb.TrialStatus.METRICSUNAVAILABLE for t in req.trials)
+        # reply labels are the Trial's metadata labels: Katib never sends them back
+        assert all(not t.spec.labels for t in req.trials)
+        assert all(t.status.start_time.endswith("Z") for t in req.trials if t.status.start_time)
     last = calls[-1][0]
     by_name = {t["name"]: t for t in trials}
     for t in last.trials:

@@ -1,0 +1,539 @@
+"""Katib's controller rules, pure: the GetSuggestions request, the reply's use, settings, stops.
+
+The one place where this project writes down what Katib's experiment and suggestion controllers
+do (kubeflow/katib ``pkg/controller.v1beta1/suggestion/suggestionclient`` and
+``experiment/experiment_controller.go``), so that ``dcsa run``, the benchmarks and the tests send
+the requests Katib sends:
+
+- ``requests`` = all trials + the trials to add − EarlyStopped trials without an observation;
+  ``current_request_number`` = ``requests`` − suggestions already made, no call when ≤ 0
+  (suggestions made but not yet trials are used first); ``total_request_number`` = ``requests``.
+- every trial is sent except MetricsUnavailable ones and EarlyStopped ones without an
+  observation, with its *last* condition, metric values picked by the metric's strategy
+  (``min``/``max`` falling back to ``latest`` when unavailable; no strategy sends ""), times as
+  ``2006-01-02T15:04:05Z`` ("" when unset), and ``spec.labels`` as the Trial's spec holds them,
+  which Katib never fills (reply labels go to the Trial's metadata only).
+- the Experiment's algorithm settings are overwritten by name by the settings the service
+  returned earlier (``reply.algorithm``), new names appended.
+
+No I/O, no clock, no gRPC: inputs are plain values, outputs protobuf messages or plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .._generated import api_pb2 as pb
+
+#: Katib's ``timeFormat`` (Go's reference time 2006-01-02T15:04:05Z), always UTC.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: Katib's ``consts.UnavailableMetricValue``: a min or max the collector could not compute.
+UNAVAILABLE = "unavailable"
+
+# Trial conditions, as Katib names them.
+CREATED = "Created"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+KILLED = "Killed"
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+EARLY_STOPPED = "EarlyStopped"
+ACTIVE = frozenset({CREATED, RUNNING})
+
+_CONDITIONS = {
+    CREATED: pb.TrialStatus.CREATED,
+    RUNNING: pb.TrialStatus.RUNNING,
+    SUCCEEDED: pb.TrialStatus.SUCCEEDED,
+    KILLED: pb.TrialStatus.KILLED,
+    FAILED: pb.TrialStatus.FAILED,
+    EARLY_STOPPED: pb.TrialStatus.EARLYSTOPPED,
+}
+_OBJECTIVE_TYPES = {"maximize": pb.MAXIMIZE, "minimize": pb.MINIMIZE}
+
+# Stop reasons, Katib's where Katib has one.
+GOAL_REACHED = "ExperimentGoalReached"
+MAX_TRIALS = "ExperimentMaxTrialsReached"
+MAX_FAILED = "ExperimentMaxFailedTrialsReached"
+
+
+class ReplyError(Exception):
+    """The reply cannot be used (Katib drops it and calls again)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric:
+    """One metric of a Trial's observation, as Katib's metrics collector stores it."""
+
+    name: str
+    min: str = UNAVAILABLE
+    max: str = UNAVAILABLE
+    latest: str = ""
+
+    @classmethod
+    def reduced(cls, name: str, value: str) -> Metric:
+        """A metric known only by its reduced value (min, max and latest are that value)."""
+        return cls(name=name, min=value, max=value, latest=value)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One entry of a Trial's ``status.conditions``: its type and whether its status is True."""
+
+    type: str
+    true: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    """A Trial's (or the Experiment's) objective; ``strategies`` maps metric -> min/max/latest."""
+
+    type: str  # "minimize", "maximize" or "" (unknown)
+    metric: str
+    additional: tuple[str, ...] = ()
+    goal: float | None = None
+    strategies: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialView:
+    """What the controller reads from a Trial custom resource.
+
+    ``conditions`` in the order Katib appended them (only the last one's type is sent);
+    ``observation`` None when the Trial has none; ``spec_labels`` the Trial's *spec* labels,
+    which Katib's experiment controller never sets.
+    """
+
+    name: str
+    objective: Objective
+    assignments: Sequence[tuple[str, str]]
+    conditions: Sequence[Condition] = ()
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    observation: Sequence[Metric] | None = None
+    spec_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def condition(self) -> str | None:
+        return self.conditions[-1].type if self.conditions else None
+
+    def has(self, condition: str) -> bool:
+        """Katib's ``hasCondition``: a condition of this type whose status is True."""
+        return any(c.type == condition and c.true for c in self.conditions)
+
+    @property
+    def observation_available(self) -> bool:
+        # Katib's IsObservationAvailable: an objective metric value other than "unavailable"
+        for m in self.observation or ():
+            if m.name == self.objective.metric:
+                return m.latest != UNAVAILABLE
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Assignment:
+    """One suggestion as stored in the Suggestion's status."""
+
+    name: str
+    assignments: tuple[tuple[str, str], ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuggestionState:
+    """The Suggestion custom resource: ``requests`` (spec) and what its status holds."""
+
+    requests: int = 0
+    suggestions: tuple[Assignment, ...] = ()
+    algorithm_settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def suggestion_count(self) -> int:
+        return len(self.suggestions)
+
+
+# ---- settings --------------------------------------------------------------------------------
+def merge_settings(
+    base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """Katib's merge of algorithm settings: by name, overwriting in place, new ones appended."""
+    out = list(base)
+    index = {n: i for i, (n, _v) in enumerate(out)}
+    for name, value in updates:
+        if name in index:
+            out[index[name]] = (name, value)
+        else:
+            index[name] = len(out)
+            out.append((name, value))
+    return tuple(out)
+
+
+def with_settings(
+    experiment: pb.Experiment, status_settings: Sequence[tuple[str, str]]
+) -> pb.Experiment:
+    """A copy of ``experiment`` with the Suggestion status's settings merged in (by name)."""
+    out = pb.Experiment()
+    out.CopyFrom(experiment)
+    algorithm = out.spec.algorithm
+    merged = merge_settings(
+        [(s.name, s.value) for s in algorithm.algorithm_settings], status_settings
+    )
+    del algorithm.algorithm_settings[:]
+    for name, value in merged:
+        algorithm.algorithm_settings.add(name=name, value=value)
+    return out
+
+
+# ---- trials ----------------------------------------------------------------------------------
+def format_time(moment: datetime | None) -> str:
+    """A Trial time as Katib sends it: ``2006-01-02T15:04:05Z``, "" when unset."""
+    return "" if moment is None else moment.strftime(TIME_FORMAT)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """The inverse of :func:`format_time` ("" or None gives None)."""
+    return datetime.strptime(text, TIME_FORMAT) if text else None
+
+
+def objective_to_pb(objective: Objective) -> pb.ObjectiveSpec:
+    """The ObjectiveSpec Katib sends (metric strategies are not part of the wire format)."""
+    out = pb.ObjectiveSpec(
+        type=_OBJECTIVE_TYPES.get(objective.type, pb.UNKNOWN),
+        objective_metric_name=objective.metric,
+        additional_metric_names=list(objective.additional),
+    )
+    if objective.goal is not None:
+        out.goal = objective.goal
+    return out
+
+
+def observation_to_pb(
+    strategies: Mapping[str, str], observation: Sequence[Metric] | None
+) -> pb.Observation:
+    """Katib's ``convertTrialObservation``: each metric's value by its strategy."""
+    out = pb.Observation()
+    for m in observation or ():
+        strategy = strategies.get(m.name)
+        if strategy == "min":
+            value = m.latest if m.min == UNAVAILABLE else m.min
+        elif strategy == "max":
+            value = m.latest if m.max == UNAVAILABLE else m.max
+        elif strategy == "latest":
+            value = m.latest
+        else:
+            value = ""
+        out.metrics.add(name=m.name, value=value)
+    return out
+
+
+def condition_to_pb(condition: str | None) -> pb.TrialStatus.TrialConditionType.ValueType:
+    """Katib's ``convertTrialConditionType``; no condition is CREATED (the proto default)."""
+    if condition is None:
+        return pb.TrialStatus.CREATED
+    return _CONDITIONS.get(condition, pb.TrialStatus.UNKNOWN)
+
+
+def is_sent(trial: TrialView) -> bool:
+    """Whether Katib sends this trial: not MetricsUnavailable, not EarlyStopped without an
+    observation (any such condition whose status is True, as Katib checks)."""
+    if trial.has(METRICS_UNAVAILABLE):
+        return False
+    return not (trial.has(EARLY_STOPPED) and not trial.observation_available)
+
+
+def trial_to_pb(trial: TrialView) -> pb.Trial:
+    """Katib's ``ConvertTrials`` for one trial that :func:`is_sent`."""
+    out = pb.Trial(name=trial.name)
+    out.spec.objective.CopyFrom(objective_to_pb(trial.objective))
+    for name, value in trial.assignments:
+        out.spec.parameter_assignments.assignments.add(name=name, value=value)
+    for key, value in trial.spec_labels.items():
+        out.spec.labels[key] = value
+    out.status.start_time = format_time(trial.start_time)
+    out.status.completion_time = format_time(trial.completion_time)
+    out.status.condition = condition_to_pb(trial.condition)
+    out.status.observation.CopyFrom(
+        observation_to_pb(trial.objective.strategies, trial.observation)
+    )
+    return out
+
+
+def trials_to_pb(trials: Sequence[TrialView]) -> list[pb.Trial]:
+    """Every trial Katib sends, in the given order."""
+    return [trial_to_pb(t) for t in trials if is_sent(t)]
+
+
+# ---- requests and replies --------------------------------------------------------------------
+def requests_for(trials: Sequence[TrialView], add: int) -> int:
+    """The Suggestion's ``spec.requests`` after the experiment controller wants ``add`` more
+    trials: all trials + ``add`` − EarlyStopped trials without an observation."""
+    waiting = sum(t.has(EARLY_STOPPED) and not t.observation_available for t in trials)
+    return len(trials) + add - waiting
+
+
+def unused(state: SuggestionState, trials: Sequence[TrialView]) -> tuple[Assignment, ...]:
+    """Suggestions already made that are not trials yet: Katib creates these without a call."""
+    names = {t.name for t in trials}
+    if state.suggestion_count <= len(trials):
+        return ()
+    return tuple(s for s in state.suggestions if s.name not in names)
+
+
+def build_request(
+    experiment: pb.Experiment, state: SuggestionState, trials: Sequence[TrialView]
+) -> pb.GetSuggestionsRequest | None:
+    """The GetSuggestionsRequest Katib's suggestion controller sends, or None (no call) when
+    the Suggestion already holds ``requests`` suggestions.
+
+    Args:
+        experiment: the Experiment as Katib converts it (its own algorithm settings).
+        state: the Suggestion: ``requests``, suggestions made, settings the service returned.
+        trials: every Trial of the Experiment.
+    """
+    current = state.requests - state.suggestion_count
+    if current <= 0:
+        return None
+    return pb.GetSuggestionsRequest(
+        experiment=with_settings(experiment, state.algorithm_settings),
+        trials=trials_to_pb(trials),
+        current_request_number=current,
+        total_request_number=state.requests,
+    )
+
+
+def accept_reply(
+    state: SuggestionState,
+    request: pb.GetSuggestionsRequest,
+    reply: pb.GetSuggestionsReply,
+    *,
+    fresh_name: Callable[[], str],
+) -> SuggestionState:
+    """The Suggestion after a reply: suggestions appended (a reply's trial name, else
+    ``fresh_name()``), labels kept for the Trial's metadata, ``reply.algorithm`` merged into the
+    status settings by name.
+
+    Raises:
+        ReplyError: the reply has not exactly ``current_request_number`` assignments.
+    """
+    if len(reply.parameter_assignments) != request.current_request_number:
+        raise ReplyError(
+            f"the response contains unexpected trials: {len(reply.parameter_assignments)} "
+            f"assignments, {request.current_request_number} requested"
+        )
+    made = tuple(
+        Assignment(
+            name=item.trial_name or fresh_name(),
+            assignments=tuple((a.name, a.value) for a in item.assignments),
+            labels=dict(item.labels),
+        )
+        for item in reply.parameter_assignments
+    )
+    settings = state.algorithm_settings
+    if reply.HasField("algorithm"):
+        settings = merge_settings(
+            settings, [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
+        )
+    return SuggestionState(
+        requests=state.requests,
+        suggestions=(*state.suggestions, *made),
+        algorithm_settings=settings,
+    )
+
+
+def trials_to_add(*, parallel: int, max_trials: int | None, active: int, completed: int) -> int:
+    """The experiment controller's ``addCount``: fill up to ``parallel`` active trials, never past
+    ``maxTrialCount`` − completed ones."""
+    required = parallel if max_trials is None else min(parallel, max_trials - completed)
+    return max(0, required - active)
+
+
+# ---- stop conditions -------------------------------------------------------------------------
+def objective_value(condition: str, metrics: Mapping[str, str], metric: str) -> float | None:
+    """The objective of a Succeeded trial as a number, else None."""
+    if condition != SUCCEEDED:
+        return None
+    try:
+        return float(metrics[metric])
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stop:
+    """Why an experiment ends: ``status`` Succeeded or Failed, Katib's ``reason``, a message."""
+
+    status: str
+    reason: str
+    message: str
+
+
+def goal_reached(*, value: float | None, target: float | None, maximize: bool) -> bool:
+    """Whether the best objective ``value`` reached the objective's goal."""
+    if value is None or target is None:
+        return False
+    return value >= target if maximize else value <= target
+
+
+def stop_condition(
+    *,
+    best: tuple[str, str, float] | None,
+    metric: str,
+    target: float | None,
+    maximize: bool,
+    failed: int,
+    max_failed: int | None,
+    active: int,
+    total: int,
+    max_trials: int,
+) -> Stop | None:
+    """Katib's end of an experiment: goal reached, more than ``maxFailedTrialCount`` failed,
+    or ``maxTrialCount`` trials made and none active.
+
+    Args:
+        best: (trial name, objective as printed, objective value) of the best trial, if any.
+    """
+    if best is not None and goal_reached(value=best[2], target=target, maximize=maximize):
+        assert target is not None
+        op = ">=" if maximize else "<="
+        return Stop(
+            status="Succeeded",
+            reason=GOAL_REACHED,
+            message=f"{metric}={best[1]} of trial {best[0]} reached the goal ({op} {target:g})",
+        )
+    if max_failed is not None and failed > max_failed:
+        return Stop(
+            status="Failed",
+            reason=MAX_FAILED,
+            message=f"{failed} trials failed, more than maxFailedTrialCount={max_failed}",
+        )
+    if active == 0 and total >= max_trials:
+        return Stop(
+            status="Succeeded",
+            reason=MAX_TRIALS,
+            message=f"all {max_trials} trials finished (maxTrialCount={max_trials})",
+        )
+    return None
+
+
+# ---- the Experiment --------------------------------------------------------------------------
+_PARAMETER_TYPES = {
+    "double": pb.DOUBLE,
+    "int": pb.INT,
+    "discrete": pb.DISCRETE,
+    "categorical": pb.CATEGORICAL,
+}
+_DISTRIBUTIONS = {
+    "uniform": pb.UNIFORM,
+    "logUniform": pb.LOG_UNIFORM,
+    "normal": pb.NORMAL,
+    "logNormal": pb.LOG_NORMAL,
+}
+
+
+def _text(value: Any) -> str:
+    """A YAML scalar as Katib's string (YAML may have parsed ``"0.1"`` written bare as a float)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parameters_to_pb(parameters: Any) -> list[pb.ParameterSpec]:
+    """Katib's ``convertParameters``: an unknown type or distribution is the zero value (the
+    mutating webhook has filled ``distribution: uniform`` before this runs in a cluster)."""
+    out = []
+    for raw in _list(parameters):
+        p = _dict(raw)
+        fs = _dict(p.get("feasibleSpace"))
+        out.append(
+            pb.ParameterSpec(
+                name=_text(p.get("name")),
+                parameter_type=_PARAMETER_TYPES.get(_text(p.get("parameterType")), pb.UNKNOWN_TYPE),
+                feasible_space=pb.FeasibleSpace(
+                    max=_text(fs.get("max")),
+                    min=_text(fs.get("min")),
+                    list=[_text(v) for v in _list(fs.get("list"))],
+                    step=_text(fs.get("step")),
+                    distribution=_DISTRIBUTIONS.get(
+                        _text(fs.get("distribution")), pb.DISTRIBUTION_UNSPECIFIED
+                    ),
+                ),
+            )
+        )
+    return out
+
+
+def objective_from_spec(objective: Any) -> Objective:
+    """The :class:`Objective` of an Experiment's (or Trial's) ``objective`` mapping."""
+    obj = _dict(objective)
+    goal = obj.get("goal")
+    return Objective(
+        type=_text(obj.get("type")),
+        metric=_text(obj.get("objectiveMetricName")),
+        additional=tuple(_text(m) for m in _list(obj.get("additionalMetricNames"))),
+        goal=None if goal is None else float(goal),
+        strategies={
+            _text(_dict(s).get("name")): _text(_dict(s).get("value"))
+            for s in _list(obj.get("metricStrategies"))
+        },
+    )
+
+
+def experiment_to_pb(name: str, spec: Mapping[str, Any]) -> pb.Experiment:
+    """Katib's ``ConvertExperiment`` of an Experiment's ``spec`` (a mapping as in the YAML):
+    algorithm, objective, parameters; goal, nasConfig, counts and early stopping when set."""
+    out = pb.Experiment(name=name)
+    s = out.spec
+    alg = _dict(spec.get("algorithm"))
+    s.algorithm.algorithm_name = _text(alg.get("algorithmName"))
+    for raw in _list(alg.get("algorithmSettings")):
+        setting = _dict(raw)
+        s.algorithm.algorithm_settings.add(
+            name=_text(setting.get("name")), value=_text(setting.get("value"))
+        )
+    s.objective.CopyFrom(objective_to_pb(objective_from_spec(spec.get("objective"))))
+    s.parameter_specs.parameters.extend(parameters_to_pb(spec.get("parameters")))
+    nas = spec.get("nasConfig")
+    if isinstance(nas, Mapping):
+        graph = _dict(nas.get("graphConfig"))
+        s.nas_config.graph_config.num_layers = _int(graph.get("numLayers")) or 0
+        s.nas_config.graph_config.input_sizes.extend(
+            v for v in _list(graph.get("inputSizes")) if _int(v) is not None
+        )
+        s.nas_config.graph_config.output_sizes.extend(
+            v for v in _list(graph.get("outputSizes")) if _int(v) is not None
+        )
+        operations = s.nas_config.operations
+        for raw in _list(nas.get("operations")):
+            op = _dict(raw)
+            operation = operations.operation.add(operation_type=_text(op.get("operationType")))
+            operation.parameter_specs.parameters.extend(parameters_to_pb(op.get("parameters")))
+    parallel, max_trials = _int(spec.get("parallelTrialCount")), _int(spec.get("maxTrialCount"))
+    if parallel is not None:
+        s.parallel_trial_count = parallel
+    if max_trials is not None:
+        s.max_trial_count = max_trials
+    early = spec.get("earlyStopping")
+    if isinstance(early, Mapping):
+        s.early_stopping.algorithm_name = _text(early.get("algorithmName"))
+        for raw in _list(early.get("algorithmSettings")):
+            setting = _dict(raw)
+            s.early_stopping.algorithm_settings.add(
+                name=_text(setting.get("name")), value=_text(setting.get("value"))
+            )
+    return out
