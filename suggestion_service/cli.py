@@ -265,6 +265,14 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="total trials (default: spec.maxTrialCount)",
     )
     p.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="kill a trial that runs longer and mark it Failed (the trial template's "
+        "activeDeadlineSeconds applies too; the smaller wins)",
+    )
+    p.add_argument(
         "--workdir",
         type=Path,
         default=None,
@@ -289,6 +297,7 @@ def _run(ns: argparse.Namespace) -> int:
         state_dir=ns.state_dir,
         parallel=ns.parallel,
         max_trials=ns.max_trials,
+        trial_timeout=ns.trial_timeout,
         workdir=ns.workdir,
         address=ns.suggestion_address,
         live=False if ns.plain else None,

@@ -123,6 +123,7 @@ def run_command(
     state_dir: Path | None = None,
     parallel: int | None = None,
     max_trials: int | None = None,
+    trial_timeout: float | None = None,
     workdir: Path | None = None,
     address: str | None = None,
     live: bool | None = None,
@@ -138,6 +139,11 @@ def run_command(
         if value is not None and value < 1:
             out.write(f"error: {flag} must be at least 1, got {value}\n")
             return EXIT_USAGE
+    if trial_timeout is not None and not trial_timeout > 0:
+        out.write(
+            f"error: --trial-timeout must be a positive number of seconds, got {trial_timeout}\n"
+        )
+        return EXIT_USAGE
     docs = _load(paths, out)
     if docs is None:
         return EXIT_USAGE
@@ -166,6 +172,7 @@ def run_command(
                 state_dir=state_dir or Path("dcsa-runs") / exp.name,
                 parallel=parallel,
                 max_trials=max_trials,
+                trial_timeout=trial_timeout,
                 workdir=workdir or Path.cwd(),
             )
             runner = Runner(exp, stub, options)

@@ -149,6 +149,23 @@ class Experiment:
     def spec(self) -> dict[str, Any]:
         return as_dict(self.body.get("spec"))
 
+    @property
+    def active_deadline(self) -> tuple[float, str] | None:
+        """The trial template's ``activeDeadlineSeconds`` (the Job's or its pod's, the smaller)
+        and where it was set, or None."""
+        trial_spec = as_dict(as_dict(self.spec.get("trialTemplate")).get("trialSpec"))
+        job = as_dict(trial_spec.get("spec"))
+        pod = as_dict(as_dict(job.get("template")).get("spec"))
+        found = [
+            (float(v), where)
+            for v, where in (
+                (job.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds"),
+                (pod.get("activeDeadlineSeconds"), "spec.template.spec.activeDeadlineSeconds"),
+            )
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        ]
+        return min(found) if found else None
+
     def defaulted_spec(
         self, *, parallel: int | None = None, max_trials: int | None = None
     ) -> dict[str, Any]:

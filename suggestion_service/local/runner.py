@@ -82,6 +82,9 @@ class RunOptions:
     poll_interval: float = 0.1
     kill_grace: float = 5.0
     rpc_timeout: float = 60.0
+    #: seconds a trial may run (``--trial-timeout``); the trial template's
+    #: ``activeDeadlineSeconds`` applies too, the smaller wins
+    trial_timeout: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,6 +205,8 @@ class _Process:
     log: IO[bytes]
     started: float
     file_offset: int = 0  # File collector: where this trial's lines start
+    deadline_message: str = ""  # set when the trial overran its deadline and was terminated
+    terminated_at: float | None = None
 
 
 class Runner:
@@ -489,10 +494,48 @@ class Runner:
         params = " ".join(f"{k}={v}" for k, v in row.assignments.items())
         self.reporter.event(f"trial {row.name} started: {params}")
 
+    def _deadline(self) -> tuple[float, str] | None:
+        """(seconds, reason) a trial may run, or None: the template's activeDeadlineSeconds
+        (Kubernetes fails the Job with reason DeadlineExceeded) or ``--trial-timeout``."""
+        limits = []
+        template = self.exp.active_deadline
+        if template is not None:
+            seconds, where = template
+            limits.append(
+                (
+                    seconds,
+                    f"DeadlineExceeded: the trial ran longer than {where}={seconds:g}s "
+                    "and was killed",
+                )
+            )
+        if self.options.trial_timeout is not None:
+            seconds = self.options.trial_timeout
+            limits.append(
+                (
+                    seconds,
+                    f"DeadlineExceeded: the trial ran longer than --trial-timeout={seconds:g}s "
+                    "and was killed",
+                )
+            )
+        return min(limits) if limits else None
+
+    def _enforce_deadline(self, proc: _Process, now: float) -> None:
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        seconds, message = deadline
+        if proc.terminated_at is None and now - proc.started > seconds:
+            proc.deadline_message = message
+            proc.terminated_at = now
+            _signal_group(proc.popen, signal.SIGTERM)
+        elif proc.terminated_at is not None and now - proc.terminated_at > self.options.kill_grace:
+            _signal_group(proc.popen, signal.SIGKILL)
+
     def _reap(self) -> None:
         for name, proc in list(self._procs.items()):
             rc = proc.popen.poll()
             if rc is None:
+                self._enforce_deadline(proc, self.clock())
                 continue
             del self._procs[name]
             proc.log.close()
@@ -509,6 +552,8 @@ class Runner:
         logs = self._metric_logs(row, proc.file_offset)
         metrics = mc.reduce_metrics(logs, self.exp.strategies)
         row = dataclasses.replace(row, metrics=metrics)
+        if proc.deadline_message:
+            return dataclasses.replace(row, condition=FAILED, message=proc.deadline_message)
         if rc != 0:
             what = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
             return dataclasses.replace(row, condition=FAILED, message=what)

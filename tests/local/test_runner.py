@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,30 @@ def test_generated_names_when_the_reply_has_none(
     assert len(set(names)) == 4
     assert all(re.fullmatch(r"tiny-[a-z0-9]{8}", n) for n in names)
     assert all(t.labels.get("dcsa.io/algorithm") == "random" for t in result.trials)
+
+
+def test_active_deadline_seconds_kills_the_trial(
+    make_body: Callable[..., Body], stub: Any, tmp_path: Path
+) -> None:
+    body = make_body(maxTrialCount=2, extra_args=("--sleep=60",))
+    body["spec"]["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = 1
+    t0 = time.monotonic()
+    result = make_runner(body, stub, tmp_path, kill_grace=1.0).run()
+    assert time.monotonic() - t0 < 20  # not the trials' 60 s
+    assert [t.condition for t in result.trials] == ["Failed", "Failed"]
+    for t in result.trials:
+        assert t.message == (
+            "DeadlineExceeded: the trial ran longer than spec.activeDeadlineSeconds=1s "
+            "and was killed"
+        )
+        assert t.seconds is not None and t.seconds < 10
+
+
+def test_trial_timeout_option(make_body: Callable[..., Body], stub: Any, tmp_path: Path) -> None:
+    body = make_body(maxTrialCount=1, parallelTrialCount=1, extra_args=("--sleep=60",))
+    pod = body["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["activeDeadlineSeconds"] = 30  # the smaller limit wins
+    result = make_runner(body, stub, tmp_path, kill_grace=1.0, trial_timeout=0.5).run()
+    [trial] = result.trials
+    assert trial.condition == "Failed"
+    assert "--trial-timeout=0.5s" in trial.message
