@@ -75,13 +75,29 @@ def _load(paths: Sequence[Path], out: IO[str]) -> list[Document] | None:
     return experiments
 
 
-def _report(out: IO[str], doc: Document, problems: Sequence[Problem]) -> None:
-    if not problems:
+def _report(
+    out: IO[str], doc: Document, problems: Sequence[Problem], limits: Sequence[Problem] = ()
+) -> None:
+    """Katib's problems, or "valid" and then what the local runner cannot run (``limits``)."""
+    if problems:
+        out.write(f"{_label(doc)}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n")
+        for p in problems:
+            out.write(f"  - {p}\n")
+        return
+    if not limits:
         out.write(f"{_label(doc)}: valid\n")
         return
-    out.write(f"{_label(doc)}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n")
-    for p in problems:
+    out.write(f"{_label(doc)}: valid for Katib; dcsa run cannot run it:\n")
+    for p in limits:
         out.write(f"  - {p}\n")
+
+
+def _limits(doc: Document) -> list[Problem]:
+    """What ``dcsa run`` cannot run in a document Katib accepts."""
+    try:
+        return local_problems(parse_experiment(doc))
+    except ExperimentError as exc:
+        return [Problem("<document>", str(exc))]
 
 
 def validate_command(
@@ -109,7 +125,7 @@ def validate_command(
         try:
             for doc in docs:
                 problems = validate_all(doc, stub if service else None)
-                _report(out, doc, problems)
+                _report(out, doc, problems, [] if problems else _limits(doc))
                 bad += bool(problems)
         except ServiceError as exc:
             out.write(f"error: {exc}\n")
@@ -161,13 +177,11 @@ def run_command(
     try:
         with suggestion_stub(address) as stub:
             problems = validate_all(doc, lambda: stub)
-            exp = None
-            if not problems:
-                exp = parse_experiment(doc)
-                problems = local_problems(exp)
-            if problems or exp is None:
-                _report(out, doc, problems)
+            limits = [] if problems else _limits(doc)
+            if problems or limits:
+                _report(out, doc, problems, limits)
                 return EXIT_PROBLEMS
+            exp = parse_experiment(doc)
             options = RunOptions(
                 state_dir=state_dir or Path("dcsa-runs") / exp.name,
                 parallel=parallel,

@@ -36,6 +36,80 @@ PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
 _META = re.compile(r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[([^]]+)\])\}$")
 
 
+#: Kubeflow training job kinds whose trial template Katib's webhook fills with its defaults.
+KUBEFLOW_JOB_KINDS = ("TFJob", "PyTorchJob", "XGBoostJob", "MPIJob", "TrainJob")
+DEFAULT_METRICS_FILE = "/var/log/katib/metrics.log"
+DEFAULT_TFEVENT_DIR = "/var/log/katib/tfevent/"
+_COMPLETE = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+_SUCCEEDED = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+
+
+def katib_defaults(body: Any) -> Any:
+    """A copy of an Experiment document with what Katib's mutating webhook fills in
+    (``Experiment.SetDefault``): parallelTrialCount 3, resumePolicy Never, a metric strategy
+    per metric (min when minimizing, max when maximizing, else latest), a Job's or Kubeflow
+    job's success and failure conditions, the StdOut collector, a File collector's kind,
+    path and format (TEXT), a TensorFlowEvent collector's directory, and ``distribution:
+    uniform``. Anything that is not a mapping where one is expected is left alone."""
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        return copy.deepcopy(body)
+    out = copy.deepcopy(body)
+    spec: dict[str, Any] = out["spec"]
+    spec.setdefault("parallelTrialCount", DEFAULT_PARALLEL)
+    if not spec.get("resumePolicy"):
+        spec["resumePolicy"] = "Never"
+    obj = spec.get("objective")
+    if isinstance(obj, dict):
+        kind = {"minimize": "min", "maximize": "max"}.get(text(obj.get("type")), "latest")
+        strategies = obj.get("metricStrategies")
+        if not isinstance(strategies, list):
+            strategies = obj["metricStrategies"] = []
+        named = {text(as_dict(s).get("name")) for s in strategies}
+        for metric in (obj.get("objectiveMetricName"), *as_list(obj.get("additionalMetricNames"))):
+            if text(metric) not in named:
+                strategies.append({"name": text(metric), "value": kind})
+                named.add(text(metric))
+    tt = spec.get("trialTemplate")
+    if isinstance(tt, dict) and isinstance(tt.get("trialSpec"), dict):
+        job_kind = text(tt["trialSpec"].get("kind"))
+        if job_kind in ("Job", "TrainJob", *KUBEFLOW_JOB_KINDS):
+            succeeded = _SUCCEEDED if job_kind in KUBEFLOW_JOB_KINDS[:4] else _COMPLETE
+            tt["successCondition"] = tt.get("successCondition") or succeeded
+            tt["failureCondition"] = tt.get("failureCondition") or _FAILED
+        if job_kind == "TrainJob" and not tt.get("primaryPodLabels"):
+            tt["primaryPodLabels"] = {
+                "jobset.sigs.k8s.io/replicatedjob-name": "node",
+                "batch.kubernetes.io/job-completion-index": "0",
+            }
+        elif job_kind in KUBEFLOW_JOB_KINDS and not tt.get("primaryPodLabels"):
+            tt["primaryPodLabels"] = {"training.kubeflow.org/job-role": "master"}
+    mcs = spec.get("metricsCollectorSpec")
+    if mcs is None:
+        mcs = spec["metricsCollectorSpec"] = {}
+    if isinstance(mcs, dict):
+        if mcs.get("collector") is None:
+            mcs["collector"] = {"kind": "StdOut"}
+        kind = text(as_dict(mcs.get("collector")).get("kind"))
+        if kind in ("File", "TensorFlowEvent"):
+            source = mcs.setdefault("source", {})
+            if isinstance(source, dict):
+                fsp = source.setdefault("fileSystemPath", {})
+                if isinstance(fsp, dict):
+                    file = kind == "File"
+                    fsp["kind"] = fsp.get("kind") or ("File" if file else "Directory")
+                    fsp["path"] = fsp.get("path") or (
+                        DEFAULT_METRICS_FILE if file else DEFAULT_TFEVENT_DIR
+                    )
+                    if file:
+                        fsp["format"] = fsp.get("format") or "TEXT"
+    for p in as_list(spec.get("parameters")):
+        fs = as_dict(p).get("feasibleSpace")
+        if isinstance(fs, dict) and not fs.get("distribution"):
+            fs["distribution"] = "uniform"
+    return out
+
+
 class ExperimentError(Exception):
     """The input cannot be used (unreadable file, bad YAML, not a valid Experiment)."""
 
@@ -169,22 +243,13 @@ class Experiment:
     def defaulted_spec(
         self, *, parallel: int | None = None, max_trials: int | None = None
     ) -> dict[str, Any]:
-        """The spec after Katib's mutating webhook (parallelTrialCount, ``distribution:
-        uniform`` on every parameter, a metric strategy per metric); ``parallel`` and
+        """The spec after Katib's mutating webhook (:func:`katib_defaults`); ``parallel`` and
         ``max_trials`` replace the counts as an edit of the running Experiment would."""
-        spec = copy.deepcopy(self.spec)
-        spec["parallelTrialCount"] = parallel or self.parallel
+        spec: dict[str, Any] = as_dict(as_dict(katib_defaults(dict(self.body))).get("spec"))
+        if parallel is not None:
+            spec["parallelTrialCount"] = parallel
         if max_trials is not None:
             spec["maxTrialCount"] = max_trials
-        for p in as_list(spec.get("parameters")):
-            fs = as_dict(p).get("feasibleSpace")
-            if isinstance(fs, dict) and not fs.get("distribution"):
-                fs["distribution"] = "uniform"
-        obj = as_dict(spec.get("objective"))
-        if obj:
-            obj["metricStrategies"] = [
-                {"name": name, "value": value} for name, value in self.strategies.items()
-            ]
         return spec
 
     def to_pb(self, *, parallel: int | None = None, max_trials: int | None = None) -> pb.Experiment:
@@ -305,7 +370,7 @@ def parse_experiment(doc: Document) -> Experiment:
         strategies[text(ms.get("name"))] = text(ms.get("value"))
     target = obj.get("goal")
     alg = as_dict(spec.get("algorithm"))
-    mc = as_dict(spec.get("metricsCollectorSpec"))
+    mc = as_dict(as_dict(as_dict(katib_defaults(body)).get("spec")).get("metricsCollectorSpec"))
     source = as_dict(mc.get("source"))
     fsp = as_dict(source.get("fileSystemPath"))
     collector = Collector(

@@ -1,10 +1,11 @@
 """The checks Katib's admission webhook makes on an Experiment, then the service's own.
 
-Messages use the webhook's field paths and Kubernetes' field-error form
-(``spec.maxTrialCount: Invalid value: 0: must be greater than 0``). Unlike the webhook, which stops
-at some problems, every problem is listed. A few checks are the local runner's own (the primary
-container must exist and set ``command``; configMap templates and NAS are not supported); their
-messages say so.
+Katib's defaults (its mutating webhook) are applied first. Messages use the webhook's field paths
+and Kubernetes' field-error form (``spec.maxTrialCount: Invalid value: 0: must be greater than
+0``). Unlike the webhook, which stops at some problems, every problem is listed. What the local
+runner cannot run (NAS, configMap templates, a primary container it cannot find or that sets no
+command, collectors other than StdOut and File) is not a Katib problem: :func:`local_problems`
+lists it apart, and only ``dcsa run`` refuses it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import yaml
 
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
@@ -31,6 +31,7 @@ from .experiment import (
     as_dict,
     as_list,
     find_container,
+    katib_defaults,
     parse_experiment,
     text,
 )
@@ -91,9 +92,9 @@ def unsupported(field: str, value: Any, allowed: Sequence[str]) -> Problem:
 
 def validate_document(doc: Document) -> list[Problem]:
     """Every webhook (and local runner) problem of one Experiment document, in Katib's order."""
-    body = doc.body
-    if not isinstance(body, dict):
+    if not isinstance(doc.body, dict):
         return [Problem("<document>", "not a YAML mapping")]
+    body = katib_defaults(doc.body)  # the mutating webhook runs before the validating one
     problems: list[Problem] = []
     if body.get("apiVersion") != "kubeflow.org/v1beta1":
         problems.append(unsupported("apiVersion", body.get("apiVersion"), ["kubeflow.org/v1beta1"]))
@@ -120,11 +121,7 @@ def validate_document(doc: Document) -> list[Problem]:
         problems.append(invalid("spec.resumePolicy", resume, "invalid ResumePolicyType"))
     problems += _trial_template(spec)
     params = as_list(spec.get("parameters"))
-    if spec.get("nasConfig") is not None:
-        problems.append(
-            invalid("spec.nasConfig", "", "nasConfig (NAS) is not supported by the local runner")
-        )
-    elif not params:
+    if not params and spec.get("nasConfig") is None:
         problems.append(required("spec", "spec.parameters or spec.nasConfig must be specified"))
     problems += _parameters(params)
     problems += _metrics_collector(spec)
@@ -314,6 +311,8 @@ def _trial_template(spec: dict[str, Any]) -> list[Problem]:
     primary = text(tt.get("primaryContainerName"))
     if not primary:
         out.append(required(f"{path}.primaryContainerName", "must be specified"))
+    if not text(tt.get("successCondition")) or not text(tt.get("failureCondition")):
+        out.append(required(path, "successCondition and failureCondition must be specified"))
     if tt.get("trialParameters") is None:
         return [*out, required(f"{path}.trialParameters", "must be specified")]
     trial_spec, config_map = tt.get("trialSpec"), tt.get("configMap")
@@ -335,16 +334,19 @@ def _trial_template(spec: dict[str, Any]) -> list[Problem]:
             ),
         ]
     if config_map is not None:
-        return [
-            *out,
-            invalid(
-                f"{path}.configMap",
-                "",
-                "configMap trial templates are not "
-                "supported by the local runner; inline spec.trialTemplate.trialSpec",
-            ),
-        ]
-    template = yaml.safe_dump(trial_spec, sort_keys=True)
+        cm = as_dict(config_map)
+        if not all(
+            text(cm.get(k)) for k in ("configMapName", "configMapNamespace", "templatePath")
+        ):
+            out.append(
+                required(
+                    f"{path}.configMap",
+                    "configMapName, configMapNamespace and templatePath must be specified",
+                )
+            )
+        return out  # the template itself is in the cluster: Katib checks it there
+    # one line, as Katib marshals the template (a YAML dump would fold long strings)
+    template = json.dumps(trial_spec, sort_keys=True, ensure_ascii=False, default=str)
     param_names = {text(as_dict(p).get("name")) for p in as_list(spec.get("parameters"))}
     names: set[str] = set()
     refs: set[str] = set()
@@ -426,24 +428,6 @@ def _trial_template(spec: dict[str, Any]) -> list[Problem]:
         )
     if not ts.get("apiVersion") or not ts.get("kind"):
         out.append(required(path, "APIVersion and Kind in spec.trialTemplate must be specified"))
-    if primary:
-        container = find_container(ts, primary)
-        if container is None:
-            out.append(
-                invalid(
-                    f"{path}.primaryContainerName",
-                    primary,
-                    "no container with this name in spec.trialTemplate.trialSpec (local runner)",
-                )
-            )
-        elif not as_list(container.get("command")):
-            out.append(
-                required(
-                    f"{path}.trialSpec",
-                    f"container {primary} must set command "
-                    "(Katib's metrics collector and the local runner need it)",
-                )
-            )
     return out
 
 
@@ -499,17 +483,51 @@ def _metrics_collector(spec: dict[str, Any]) -> list[Problem]:
 
 
 def local_problems(exp: Experiment) -> list[Problem]:
-    """What the local runner cannot do although Katib could (``run`` checks it, ``validate``
-    does not)."""
-    if exp.collector.kind not in ("StdOut", "File"):
-        return [
-            invalid(
-                "spec.metricsCollectorSpec.collector.kind",
-                exp.collector.kind,
-                "the local runner reads metrics with StdOut or File collectors only",
+    """What the local runner cannot do although Katib can: ``dcsa run`` refuses these,
+    ``dcsa validate`` reports them apart from Katib's problems."""
+    out: list[Problem] = []
+    spec = exp.spec
+    tt = as_dict(spec.get("trialTemplate"))
+    if spec.get("nasConfig") is not None:
+        out.append(Problem("spec.nasConfig", "neural architecture search is not supported"))
+    if tt.get("configMap") is not None:
+        out.append(
+            Problem(
+                "spec.trialTemplate.configMap",
+                "the template is in a ConfigMap of the cluster; inline it as "
+                "spec.trialTemplate.trialSpec",
             )
-        ]
-    return []
+        )
+    elif isinstance(tt.get("trialSpec"), dict):
+        kind = text(as_dict(tt["trialSpec"]).get("kind"))
+        primary = exp.primary_container
+        container = find_container(tt["trialSpec"], primary) if primary else None
+        if container is None:
+            out.append(
+                Problem(
+                    "spec.trialTemplate.primaryContainerName",
+                    f"no container named {primary!r} in the {kind or 'trial'} template: the "
+                    "local runner runs the primary container of a Job-like template "
+                    "(containers: [...]) as a process",
+                )
+            )
+        elif not as_list(container.get("command")):
+            out.append(
+                Problem(
+                    "spec.trialTemplate.trialSpec",
+                    f"container {primary!r} sets no command: the local runner runs the command, "
+                    "it cannot run an image's entrypoint",
+                )
+            )
+    if exp.collector.kind not in ("StdOut", "File"):
+        out.append(
+            Problem(
+                "spec.metricsCollectorSpec.collector.kind",
+                f"{exp.collector.kind}: the local runner reads metrics with the StdOut or File "
+                "collector only",
+            )
+        )
+    return out
 
 
 def validate_with_service(
