@@ -227,8 +227,23 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(func=_validate)
 
 
+def _local_extra_missing(exc: ModuleNotFoundError) -> int:
+    """`dcsa run` and `dcsa validate` without the ``local`` extra: say what to install."""
+    package = (exc.name or "").partition(".")[0]
+    if package not in ("rich", "matplotlib"):
+        raise exc
+    sys.stderr.write(
+        f"error: {package} is not installed; dcsa run and dcsa validate need the local extra: "
+        "pip install 'dcsa[local]'\n"
+    )
+    return 2
+
+
 def _validate(ns: argparse.Namespace) -> int:
-    from .local.commands import validate_command
+    try:
+        from .local.commands import validate_command
+    except ModuleNotFoundError as exc:
+        return _local_extra_missing(exc)
 
     return validate_command(ns.paths, address=ns.suggestion_address, service=not ns.no_service)
 
@@ -290,7 +305,10 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from .local.commands import run_command
+    try:
+        from .local.commands import run_command
+    except ModuleNotFoundError as exc:
+        return _local_extra_missing(exc)
 
     return run_command(
         ns.paths,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +201,16 @@ def test_validate_says_valid_for_katib_and_run_refuses(tmp_path: Path) -> None:
     assert run_command([path], state_dir=tmp_path / "state", live=False, out=out) == 1
     assert "valid for Katib; dcsa run cannot run it:" in out.getvalue()
     assert not (tmp_path / "state").exists()
+
+
+def test_run_without_the_local_extra_says_what_to_install(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['rich'] = None\n"
+        "from suggestion_service.cli import main\n"
+        "sys.exit(main(['validate', '--no-service', 'x.yaml']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'dcsa[local]'" in proc.stderr
