@@ -1,15 +1,29 @@
-"""Protobuf <-> core types. Katib's strings are parsed once here into typed objects and back."""
+"""The one Katib converter: the wire format (protobuf) <-> core types, and Katib's custom
+resources (an Experiment's YAML mapping) -> the wire format, as Katib's controller converts them.
+
+Katib's strings are parsed once here into typed objects and back. Directions:
+
+- wire -> core: :func:`to_space` (:func:`to_parameter`), :func:`to_objective`,
+  :func:`to_settings`, :func:`to_trial`, :func:`to_request`;
+- core -> wire: :func:`to_reply`, :func:`from_trial`;
+- custom resource -> wire (Katib's ``ConvertExperiment``): :func:`experiment_to_pb`,
+  :func:`parameters_to_pb`, :func:`objective_to_pb`.
+
+The controller's rules (which trials a request carries, request numbers, settings merge) are in
+``suggestion_service.local.controller``, which builds its requests with these functions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._generated import api_pb2 as pb
 from ..core.engine import SuggestRequest, SuggestResponse
 from ..core.errors import InvalidObjectiveError, InvalidRequestError, InvalidSearchSpaceError, echo
 from ..core.history import Goal, Objective, TrialRecord, TrialState
 from ..core.settings import LEDGER_SETTING
-from ..core.space import SearchSpace, make_parameter, make_space
+from ..core.space import Parameter, SearchSpace, make_parameter, make_space
 
 _TYPES = {
     pb.DOUBLE: "double",
@@ -38,37 +52,45 @@ _STATES = {
 
 def to_space(spec: pb.ExperimentSpec) -> SearchSpace:
     """Parse ``spec.parameter_specs`` into a validated search space."""
-    params = []
-    for i, ps in enumerate(spec.parameter_specs.parameters):
-        where = f"spec.parameters[{i}]"
-        type_name = _TYPES.get(ps.parameter_type)
-        if type_name is None:
-            raise InvalidSearchSpaceError(
-                f"{where}.parameterType",
-                f"parameter {echo(ps.name)} has unknown type {ps.parameter_type}; allowed: "
-                "double, int, discrete, categorical",
-            )
-        fs = ps.feasible_space
-        dist = _DISTRIBUTIONS.get(fs.distribution)
-        if dist is None:
-            raise InvalidSearchSpaceError(
-                f"{where}.feasibleSpace.distribution",
-                f"unknown distribution {fs.distribution}; allowed: uniform, logUniform, normal, "
-                "logNormal",
-            )
-        params.append(
-            make_parameter(
-                name=ps.name,
-                type_name=type_name,
-                min_text=fs.min,
-                max_text=fs.max,
-                step_text=fs.step,
-                choices=list(fs.list),
-                distribution=dist,
-                where=where,
-            )
+    return make_space(
+        [
+            to_parameter(ps, f"spec.parameters[{i}]")
+            for i, ps in enumerate(spec.parameter_specs.parameters)
+        ]
+    )
+
+
+def to_parameter(ps: pb.ParameterSpec, where: str) -> Parameter:
+    """Parse one ParameterSpec (an unset distribution is uniform, as Katib's webhook fills).
+
+    Raises:
+        InvalidSearchSpaceError: naming ``where`` and what is wrong.
+    """
+    type_name = _TYPES.get(ps.parameter_type)
+    if type_name is None:
+        raise InvalidSearchSpaceError(
+            f"{where}.parameterType",
+            f"parameter {echo(ps.name)} has unknown type {ps.parameter_type}; allowed: "
+            "double, int, discrete, categorical",
         )
-    return make_space(params)
+    fs = ps.feasible_space
+    dist = _DISTRIBUTIONS.get(fs.distribution)
+    if dist is None:
+        raise InvalidSearchSpaceError(
+            f"{where}.feasibleSpace.distribution",
+            f"unknown distribution {fs.distribution}; allowed: uniform, logUniform, normal, "
+            "logNormal",
+        )
+    return make_parameter(
+        name=ps.name,
+        type_name=type_name,
+        min_text=fs.min,
+        max_text=fs.max,
+        step_text=fs.step,
+        choices=list(fs.list),
+        distribution=dist,
+        where=where,
+    )
 
 
 def to_objective(spec: pb.ExperimentSpec) -> Objective:
@@ -88,6 +110,22 @@ def to_objective(spec: pb.ExperimentSpec) -> Objective:
 def to_settings(spec: pb.ExperimentSpec) -> dict[str, str]:
     """Algorithm settings by name (a later duplicate overrides, as Katib's merge does)."""
     return {s.name: s.value for s in spec.algorithm.algorithm_settings}
+
+
+_CONDITIONS = {state: condition for condition, state in _STATES.items()}
+
+
+def from_trial(record: TrialRecord) -> pb.Trial:
+    """A core trial on the wire (the inverse of :func:`to_trial`: name, assignments, condition,
+    observation; labels only when the record has any, which Katib itself never sends)."""
+    out = pb.Trial(name=record.name)
+    for name, value in record.assignments.items():
+        out.spec.parameter_assignments.assignments.add(name=name, value=value)
+    _copy_labels(out.spec.labels, record.labels)
+    out.status.condition = _CONDITIONS[record.state]
+    for name, value in record.metrics.items():
+        out.status.observation.metrics.add(name=name, value=value)
+    return out
 
 
 def to_trial(trial: pb.Trial) -> TrialRecord:
@@ -141,3 +179,136 @@ def to_reply(response: SuggestResponse, algorithm: str) -> pb.GetSuggestionsRepl
 def _copy_labels(target: object, labels: Mapping[str, str]) -> None:
     for k, v in labels.items():
         target[k] = v  # type: ignore[index]
+
+
+# ---- Katib's custom resources -> the wire (Katib's ConvertExperiment) ------------------------
+_PARAMETER_TYPES = {
+    "double": pb.DOUBLE,
+    "int": pb.INT,
+    "discrete": pb.DISCRETE,
+    "categorical": pb.CATEGORICAL,
+}
+_CR_DISTRIBUTIONS = {
+    "uniform": pb.UNIFORM,
+    "logUniform": pb.LOG_UNIFORM,
+    "normal": pb.NORMAL,
+    "logNormal": pb.LOG_NORMAL,
+}
+_OBJECTIVE_TYPES = {"maximize": pb.MAXIMIZE, "minimize": pb.MINIMIZE}
+
+
+def text(value: Any) -> str:
+    """A YAML scalar as Katib's string (YAML may have parsed ``"0.1"`` written bare as a float)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def objective_to_pb(
+    *, type: str, metric: str, additional: Sequence[str] = (), goal: float | None = None
+) -> pb.ObjectiveSpec:
+    """An ObjectiveSpec as Katib sends it (``type`` minimize/maximize, else UNKNOWN; metric
+    strategies are not part of the wire format)."""
+    out = pb.ObjectiveSpec(
+        type=_OBJECTIVE_TYPES.get(type, pb.UNKNOWN),
+        objective_metric_name=metric,
+        additional_metric_names=list(additional),
+    )
+    if goal is not None:
+        out.goal = goal
+    return out
+
+
+def parameters_to_pb(parameters: Any) -> list[pb.ParameterSpec]:
+    """Katib's ``convertParameters`` of a ``parameters`` list: an unknown type or distribution
+    is the zero value (the mutating webhook has filled ``distribution: uniform`` before this
+    runs in a cluster)."""
+    out = []
+    for raw in _list(parameters):
+        p = _dict(raw)
+        fs = _dict(p.get("feasibleSpace"))
+        out.append(
+            pb.ParameterSpec(
+                name=text(p.get("name")),
+                parameter_type=_PARAMETER_TYPES.get(text(p.get("parameterType")), pb.UNKNOWN_TYPE),
+                feasible_space=pb.FeasibleSpace(
+                    max=text(fs.get("max")),
+                    min=text(fs.get("min")),
+                    list=[text(v) for v in _list(fs.get("list"))],
+                    step=text(fs.get("step")),
+                    distribution=_CR_DISTRIBUTIONS.get(
+                        text(fs.get("distribution")), pb.DISTRIBUTION_UNSPECIFIED
+                    ),
+                ),
+            )
+        )
+    return out
+
+
+def experiment_to_pb(name: str, spec: Mapping[str, Any]) -> pb.Experiment:
+    """Katib's ``ConvertExperiment`` of an Experiment's ``spec`` (a mapping as in the YAML):
+    algorithm, objective, parameters; goal, nasConfig, counts and early stopping when set."""
+    out = pb.Experiment(name=name)
+    s = out.spec
+    alg = _dict(spec.get("algorithm"))
+    s.algorithm.algorithm_name = text(alg.get("algorithmName"))
+    for raw in _list(alg.get("algorithmSettings")):
+        setting = _dict(raw)
+        s.algorithm.algorithm_settings.add(
+            name=text(setting.get("name")), value=text(setting.get("value"))
+        )
+    obj = _dict(spec.get("objective"))
+    goal = obj.get("goal")
+    s.objective.CopyFrom(
+        objective_to_pb(
+            type=text(obj.get("type")),
+            metric=text(obj.get("objectiveMetricName")),
+            additional=[text(m) for m in _list(obj.get("additionalMetricNames"))],
+            goal=None if goal is None else float(goal),
+        )
+    )
+    s.parameter_specs.parameters.extend(parameters_to_pb(spec.get("parameters")))
+    nas = spec.get("nasConfig")
+    if isinstance(nas, Mapping):
+        graph = _dict(nas.get("graphConfig"))
+        s.nas_config.graph_config.num_layers = _int(graph.get("numLayers")) or 0
+        s.nas_config.graph_config.input_sizes.extend(
+            v for v in _list(graph.get("inputSizes")) if _int(v) is not None
+        )
+        s.nas_config.graph_config.output_sizes.extend(
+            v for v in _list(graph.get("outputSizes")) if _int(v) is not None
+        )
+        for raw in _list(nas.get("operations")):
+            op = _dict(raw)
+            operation = s.nas_config.operations.operation.add(
+                operation_type=text(op.get("operationType"))
+            )
+            operation.parameter_specs.parameters.extend(parameters_to_pb(op.get("parameters")))
+    parallel, max_trials = _int(spec.get("parallelTrialCount")), _int(spec.get("maxTrialCount"))
+    if parallel is not None:
+        s.parallel_trial_count = parallel
+    if max_trials is not None:
+        s.max_trial_count = max_trials
+    early = spec.get("earlyStopping")
+    if isinstance(early, Mapping):
+        s.early_stopping.algorithm_name = text(early.get("algorithmName"))
+        for raw in _list(early.get("algorithmSettings")):
+            setting = _dict(raw)
+            s.early_stopping.algorithm_settings.add(
+                name=text(setting.get("name")), value=text(setting.get("value"))
+            )
+    return out

@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from .._generated import api_pb2 as pb
+from ..katib import convert
+from ..katib.convert import text
 
 #: Katib's ``timeFormat`` (Go's reference time 2006-01-02T15:04:05Z), always UTC.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -51,7 +53,6 @@ _CONDITIONS = {
     FAILED: pb.TrialStatus.FAILED,
     EARLY_STOPPED: pb.TrialStatus.EARLYSTOPPED,
 }
-_OBJECTIVE_TYPES = {"maximize": pb.MAXIMIZE, "minimize": pb.MINIMIZE}
 
 # Stop reasons, Katib's where Katib has one.
 GOAL_REACHED = "ExperimentGoalReached"
@@ -199,14 +200,12 @@ def parse_time(text: str | None) -> datetime | None:
 
 def objective_to_pb(objective: Objective) -> pb.ObjectiveSpec:
     """The ObjectiveSpec Katib sends (metric strategies are not part of the wire format)."""
-    out = pb.ObjectiveSpec(
-        type=_OBJECTIVE_TYPES.get(objective.type, pb.UNKNOWN),
-        objective_metric_name=objective.metric,
-        additional_metric_names=list(objective.additional),
+    return convert.objective_to_pb(
+        type=objective.type,
+        metric=objective.metric,
+        additional=objective.additional,
+        goal=objective.goal,
     )
-    if objective.goal is not None:
-        out.goal = objective.goal
-    return out
 
 
 def observation_to_pb(
@@ -417,123 +416,20 @@ def stop_condition(
     return None
 
 
-# ---- the Experiment --------------------------------------------------------------------------
-_PARAMETER_TYPES = {
-    "double": pb.DOUBLE,
-    "int": pb.INT,
-    "discrete": pb.DISCRETE,
-    "categorical": pb.CATEGORICAL,
-}
-_DISTRIBUTIONS = {
-    "uniform": pb.UNIFORM,
-    "logUniform": pb.LOG_UNIFORM,
-    "normal": pb.NORMAL,
-    "logNormal": pb.LOG_NORMAL,
-}
-
-
-def _text(value: Any) -> str:
-    """A YAML scalar as Katib's string (YAML may have parsed ``"0.1"`` written bare as a float)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def parameters_to_pb(parameters: Any) -> list[pb.ParameterSpec]:
-    """Katib's ``convertParameters``: an unknown type or distribution is the zero value (the
-    mutating webhook has filled ``distribution: uniform`` before this runs in a cluster)."""
-    out = []
-    for raw in _list(parameters):
-        p = _dict(raw)
-        fs = _dict(p.get("feasibleSpace"))
-        out.append(
-            pb.ParameterSpec(
-                name=_text(p.get("name")),
-                parameter_type=_PARAMETER_TYPES.get(_text(p.get("parameterType")), pb.UNKNOWN_TYPE),
-                feasible_space=pb.FeasibleSpace(
-                    max=_text(fs.get("max")),
-                    min=_text(fs.get("min")),
-                    list=[_text(v) for v in _list(fs.get("list"))],
-                    step=_text(fs.get("step")),
-                    distribution=_DISTRIBUTIONS.get(
-                        _text(fs.get("distribution")), pb.DISTRIBUTION_UNSPECIFIED
-                    ),
-                ),
-            )
-        )
-    return out
-
-
+# ---- the Experiment ----------------------------------------------------------------------------
 def objective_from_spec(objective: Any) -> Objective:
     """The :class:`Objective` of an Experiment's (or Trial's) ``objective`` mapping."""
-    obj = _dict(objective)
+    obj = objective if isinstance(objective, Mapping) else {}
     goal = obj.get("goal")
+    strategies = obj.get("metricStrategies")
     return Objective(
-        type=_text(obj.get("type")),
-        metric=_text(obj.get("objectiveMetricName")),
-        additional=tuple(_text(m) for m in _list(obj.get("additionalMetricNames"))),
+        type=text(obj.get("type")),
+        metric=text(obj.get("objectiveMetricName")),
+        additional=tuple(text(m) for m in obj.get("additionalMetricNames") or ()),
         goal=None if goal is None else float(goal),
         strategies={
-            _text(_dict(s).get("name")): _text(_dict(s).get("value"))
-            for s in _list(obj.get("metricStrategies"))
+            text(s.get("name")): text(s.get("value"))
+            for s in (strategies if isinstance(strategies, list) else ())
+            if isinstance(s, Mapping)
         },
     )
-
-
-def experiment_to_pb(name: str, spec: Mapping[str, Any]) -> pb.Experiment:
-    """Katib's ``ConvertExperiment`` of an Experiment's ``spec`` (a mapping as in the YAML):
-    algorithm, objective, parameters; goal, nasConfig, counts and early stopping when set."""
-    out = pb.Experiment(name=name)
-    s = out.spec
-    alg = _dict(spec.get("algorithm"))
-    s.algorithm.algorithm_name = _text(alg.get("algorithmName"))
-    for raw in _list(alg.get("algorithmSettings")):
-        setting = _dict(raw)
-        s.algorithm.algorithm_settings.add(
-            name=_text(setting.get("name")), value=_text(setting.get("value"))
-        )
-    s.objective.CopyFrom(objective_to_pb(objective_from_spec(spec.get("objective"))))
-    s.parameter_specs.parameters.extend(parameters_to_pb(spec.get("parameters")))
-    nas = spec.get("nasConfig")
-    if isinstance(nas, Mapping):
-        graph = _dict(nas.get("graphConfig"))
-        s.nas_config.graph_config.num_layers = _int(graph.get("numLayers")) or 0
-        s.nas_config.graph_config.input_sizes.extend(
-            v for v in _list(graph.get("inputSizes")) if _int(v) is not None
-        )
-        s.nas_config.graph_config.output_sizes.extend(
-            v for v in _list(graph.get("outputSizes")) if _int(v) is not None
-        )
-        operations = s.nas_config.operations
-        for raw in _list(nas.get("operations")):
-            op = _dict(raw)
-            operation = operations.operation.add(operation_type=_text(op.get("operationType")))
-            operation.parameter_specs.parameters.extend(parameters_to_pb(op.get("parameters")))
-    parallel, max_trials = _int(spec.get("parallelTrialCount")), _int(spec.get("maxTrialCount"))
-    if parallel is not None:
-        s.parallel_trial_count = parallel
-    if max_trials is not None:
-        s.max_trial_count = max_trials
-    early = spec.get("earlyStopping")
-    if isinstance(early, Mapping):
-        s.early_stopping.algorithm_name = _text(early.get("algorithmName"))
-        for raw in _list(early.get("algorithmSettings")):
-            setting = _dict(raw)
-            s.early_stopping.algorithm_settings.add(
-                name=_text(setting.get("name")), value=_text(setting.get("value"))
-            )
-    return out

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .._generated import api_pb2 as pb
-from .controller import experiment_to_pb
+from ..katib.convert import experiment_to_pb, text
 
 API_VERSION = "kubeflow.org/v1beta1"
 KIND = "Experiment"
@@ -166,15 +166,6 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def text(value: Any) -> str:
-    """A YAML scalar as Katib's string (YAML may have parsed ``"0.1"`` written bare as a float)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass(frozen=True, kw_only=True)

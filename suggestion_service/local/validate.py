@@ -22,7 +22,8 @@ import grpc
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
 from ..core.errors import InvalidArgumentError
-from ..core.space import make_parameter
+from ..katib import convert
+from ..katib.convert import text
 from .experiment import (
     COLLECTOR_KINDS,
     PLACEHOLDER,
@@ -33,7 +34,6 @@ from .experiment import (
     find_container,
     katib_defaults,
     parse_experiment,
-    text,
 )
 
 MAX_NAME_LENGTH = 40
@@ -284,18 +284,11 @@ def _parameters(params: list[Any]) -> list[Problem]:
                 )
             )
         if not mine:
-            # the service's own space rules (min < max, numbers, steps, log needs min > 0, ...)
+            # the service's own space rules (min < max, numbers, steps, log needs min > 0, ...),
+            # through the converter the service parses requests with
             try:
-                make_parameter(
-                    name=name,
-                    type_name=ptype,
-                    min_text=text(fs.get("min")),
-                    max_text=text(fs.get("max")),
-                    step_text=text(fs.get("step")),
-                    choices=[text(v) for v in as_list(fs.get("list"))],
-                    distribution=dist or "uniform",
-                    where=where,
-                )
+                [spec] = convert.parameters_to_pb([p])
+                convert.to_parameter(spec, where)
             except InvalidArgumentError as exc:
                 mine.append(Problem(exc.field, exc.message))
         out += mine

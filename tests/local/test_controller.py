@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from suggestion_service._generated import api_pb2 as pb
+from suggestion_service.katib import convert
 from suggestion_service.local import controller as ctl
 
 # ---- fixtures: Katib's fake Experiment, Suggestion and Trials ---------------------------------
@@ -156,7 +157,7 @@ def expected_request() -> pb.GetSuggestionsRequest:
 
 # ---- GetSuggestions request ------------------------------------------------------------------
 def test_request_is_katibs_golden_request() -> None:
-    exp = ctl.experiment_to_pb("experiment-name", SPEC)
+    exp = convert.experiment_to_pb("experiment-name", SPEC)
     req = ctl.build_request(exp, SUGGESTION, TRIALS)
     assert req == expected_request()
 
@@ -167,7 +168,7 @@ def test_no_call_when_the_suggestion_holds_enough() -> None:
         requests=4,
         suggestions=tuple(ctl.Assignment(name=f"t{i}", assignments=()) for i in range(6)),
     )
-    assert ctl.build_request(ctl.experiment_to_pb("e", SPEC), state, TRIALS) is None
+    assert ctl.build_request(convert.experiment_to_pb("e", SPEC), state, TRIALS) is None
 
 
 def test_unused_suggestions_become_trials_without_a_call() -> None:
@@ -181,7 +182,7 @@ def test_unused_suggestions_become_trials_without_a_call() -> None:
     )
     trials = TRIALS[:1]
     assert [a.name for a in ctl.unused(state, trials)] == ["late", "later"]
-    assert ctl.build_request(ctl.experiment_to_pb("e", SPEC), state, trials) is None
+    assert ctl.build_request(convert.experiment_to_pb("e", SPEC), state, trials) is None
 
 
 def test_requests_leave_out_early_stopped_trials_without_observation() -> None:
@@ -264,7 +265,7 @@ def test_metric_without_strategy_is_sent_empty() -> None:
 
 # ---- parameters ------------------------------------------------------------------------------
 def test_feasible_space_without_distribution_is_unspecified() -> None:
-    [p] = ctl.parameters_to_pb(
+    [p] = convert.parameters_to_pb(
         [
             {
                 "name": "x",
@@ -288,7 +289,7 @@ def test_feasible_space_without_distribution_is_unspecified() -> None:
     ],
 )
 def test_distributions(name: str, wire: int) -> None:
-    [p] = ctl.parameters_to_pb(
+    [p] = convert.parameters_to_pb(
         [{"name": "x", "parameterType": "double", "feasibleSpace": {"distribution": name}}]
     )
     assert p.feasible_space.distribution == wire
@@ -305,7 +306,7 @@ def test_distributions(name: str, wire: int) -> None:
     ],
 )
 def test_parameter_types(kind: str, wire: int) -> None:
-    [p] = ctl.parameters_to_pb([{"name": "x", "parameterType": kind}])
+    [p] = convert.parameters_to_pb([{"name": "x", "parameterType": kind}])
     assert p.parameter_type == wire
 
 
@@ -345,7 +346,7 @@ def test_reply_appends_suggestions_and_merges_settings_by_name() -> None:
         ("new-suggestion-setting-name", "value"),
     )
     # the next request: nothing left to ask for
-    exp = ctl.experiment_to_pb("experiment-name", SPEC)
+    exp = convert.experiment_to_pb("experiment-name", SPEC)
     assert ctl.build_request(exp, state, TRIALS) is None
 
 
@@ -366,7 +367,7 @@ def test_reply_labels_never_reach_the_next_request() -> None:
 
 
 def test_settings_from_the_status_overwrite_the_experiments() -> None:
-    exp = ctl.experiment_to_pb("e", SPEC)
+    exp = convert.experiment_to_pb("e", SPEC)
     merged = ctl.with_settings(exp, [("overridden-name", "x"), ("new", "y")])
     assert [(s.name, s.value) for s in merged.spec.algorithm.algorithm_settings] == [
         ("overridden-name", "x"),
@@ -401,3 +402,22 @@ def test_stop_conditions() -> None:
     done = ctl.stop_condition(best=("t", "0.5", 0.5), failed=0, active=0, total=5, **common)
     assert done is not None and done.reason == ctl.MAX_TRIALS
     assert ctl.stop_condition(best=("t", "0.5", 0.5), failed=2, active=1, total=5, **common) is None
+
+
+# ---- the one converter: both directions agree ------------------------------------------------
+def test_trial_round_trip_through_the_converter() -> None:
+    wire = ctl.trial_to_pb(TRIALS[0])
+    record = convert.to_trial(wire)
+    back = convert.from_trial(record)
+    assert back.name == wire.name
+    assert back.spec.parameter_assignments == wire.spec.parameter_assignments
+    assert back.status.condition == wire.status.condition
+    assert back.status.observation == wire.status.observation
+    assert dict(back.spec.labels) == {}
+
+
+def test_experiment_yaml_to_wire_to_space() -> None:
+    exp = convert.experiment_to_pb("experiment-name", SPEC)
+    space = convert.to_space(exp.spec)
+    assert [p.name for p in space.parameters] == ["param1-name", "param2-name"]
+    assert convert.to_objective(exp.spec).metric == "metric1-name"
