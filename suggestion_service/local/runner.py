@@ -6,39 +6,32 @@ send the reply's ``algorithm`` settings back merged into the experiment's, colle
 trial ends, and stop on the goal, on ``maxTrialCount`` or when more than ``maxFailedTrialCount``
 trials failed.
 
-Trials run in the runner's working directory (or ``workdir``) with the primary container's
-``command`` + ``args`` and ``env``; a leading ``python``/``python3`` is the runner's own
-interpreter, whose directory also heads ``PATH``. Each trial is its own process group; on Linux it
-is killed if the runner dies, so ``kill -9`` leaves no orphans behind.
+The controller's rules (requests, settings merge, stop conditions) are pure functions in
+:mod:`.controller`; trials as processes (launch, deadline, kill, metrics) are :mod:`.trials`; this
+module is the loop between them, the state directory and the signals.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
-import re
 import secrets
 import signal
 import string
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import grpc
 
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
 from . import controller as ctl
-from . import metrics_collector as mc
-from .experiment import Experiment, ExperimentError
+from .experiment import Experiment
 from .state import (
     ACTIVE,
     CREATED,
@@ -51,14 +44,13 @@ from .state import (
     StateDir,
     StateError,
     TrialRow,
-    now_rfc3339,
     spec_digest,
     write_plot,
 )
+from .trials import TrialProcesses
 
 log = logging.getLogger(__name__)
 
-_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _ALNUM = string.ascii_lowercase + string.digits
 
 # Stop reasons beyond Katib's (GOAL_REACHED, MAX_TRIALS, MAX_FAILED: see controller).
@@ -170,45 +162,6 @@ def trial_view(row: TrialRow, objective: ctl.Objective) -> ctl.TrialView:
     )
 
 
-#: Runs a trial's command after asking the kernel to SIGKILL it when the runner dies (Linux), so
-#: ``kill -9`` of the runner leaves no orphan trial writing into a log a resumed run reuses.
-#: A separate tiny interpreter rather than ``preexec_fn``: forking a process that holds gRPC
-#: threads is unsafe, and without ``preexec_fn`` subprocess can use vfork/posix_spawn.
-_LAUNCHER = """
-import ctypes, os, sys
-parent = int(sys.argv[1])
-try:
-    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
-except (OSError, AttributeError):
-    pass
-if os.getppid() != parent:
-    sys.exit(137)
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    sys.stderr.write(f"dcsa: cannot run {sys.argv[2]!r}: {exc}\\n")
-    sys.exit(127)
-"""
-
-
-def launch_argv(argv: Sequence[str]) -> list[str]:
-    """The command line that runs ``argv`` under the launcher (Linux) or as is."""
-    if not sys.platform.startswith("linux"):
-        return list(argv)
-    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), *argv]
-
-
-@dataclass
-class _Process:
-    row: TrialRow
-    popen: subprocess.Popen[bytes]
-    log: IO[bytes]
-    started: float
-    file_offset: int = 0  # File collector: where this trial's lines start
-    deadline_message: str = ""  # set when the trial overran its deadline and was terminated
-    terminated_at: float | None = None
-
-
 class Runner:
     """Runs one Experiment to its end. Construct, then call :meth:`run` (from the main thread
     if Ctrl-C should stop it cleanly)."""
@@ -232,7 +185,14 @@ class Runner:
         self.max_trials = options.max_trials or experiment.max_trials
         self.maximize = experiment.goal == "maximize"
         self._stop = threading.Event()
-        self._procs: dict[str, _Process] = {}
+        self._trials = TrialProcesses(
+            experiment,
+            self.state_dir,
+            workdir=options.workdir,
+            kill_grace=options.kill_grace,
+            trial_timeout=options.trial_timeout,
+            clock=clock,
+        )
         self._unsaved = False
         self._halt: tuple[str, str, str] | None = None  # (status, reason, message): no new trials
         self._state = RunState(experiment=experiment.name, spec_digest=spec_digest(experiment))
@@ -428,213 +388,34 @@ class Runner:
             if name not in used:
                 return name
 
-    # ---- processes ------------------------------------------------------------------------
+    # ---- trials ---------------------------------------------------------------------------
     def _start_created(self) -> None:
         for row in self._state.trials:
-            if len(self._procs) >= self.parallel:
+            if len(self._trials) >= self.parallel:
                 return
-            if row.condition == CREATED and row.name not in self._procs:
-                self._start(row)
-
-    def _start(self, row: TrialRow) -> None:
-        started = now_rfc3339()
-        row = dataclasses.replace(
-            row,
-            condition=RUNNING,
-            start_time=started,
-            completion_time=None,
-            seconds=None,
-            exit_code=None,
-            metrics={},
-            message="",
-            attempts=row.attempts + 1,
-        )
-        log_path = self.state_dir.log_path(row.name)
-        try:
-            log_file = open(log_path, "wb")  # noqa: SIM115 - closed on reap
-        except OSError as exc:
-            raise StateError(f"{log_path}: cannot write: {exc.strerror or exc}") from None
-        try:
-            container = self.exp.render(
-                trial_name=row.name, assignments=row.assignments, labels=row.labels
-            )
-            argv = list(container.command)
-            if _PYTHON.match(argv[0]):
-                argv[0] = sys.executable
-            env = dict(os.environ)
-            env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            env.update(container.env)
-            env["KATIB_TRIAL_NAME"] = row.name
-            popen = subprocess.Popen(
-                launch_argv(argv),
-                cwd=self.options.workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except (OSError, ExperimentError) as exc:
-            log_file.write(f"dcsa: cannot start trial: {exc}\n".encode())
-            log_file.close()
-            self._record(
-                dataclasses.replace(
-                    row,
-                    condition=FAILED,
-                    completion_time=now_rfc3339(),
-                    seconds=0.0,
-                    message=f"cannot start: {exc}",
-                )
-            )
-            self.reporter.event(f"trial {row.name} Failed: cannot start: {exc}")
-            return
-        self._procs[row.name] = _Process(row, popen, log_file, self.clock(), self._file_size())
-        self._record(row)
-        params = " ".join(f"{k}={v}" for k, v in row.assignments.items())
-        self.reporter.event(f"trial {row.name} started: {params}")
-
-    def _deadline(self) -> tuple[float, str] | None:
-        """(seconds, reason) a trial may run, or None: the template's activeDeadlineSeconds
-        (Kubernetes fails the Job with reason DeadlineExceeded) or ``--trial-timeout``."""
-        limits = []
-        template = self.exp.active_deadline
-        if template is not None:
-            seconds, where = template
-            limits.append(
-                (
-                    seconds,
-                    f"DeadlineExceeded: the trial ran longer than {where}={seconds:g}s "
-                    "and was killed",
-                )
-            )
-        if self.options.trial_timeout is not None:
-            seconds = self.options.trial_timeout
-            limits.append(
-                (
-                    seconds,
-                    f"DeadlineExceeded: the trial ran longer than --trial-timeout={seconds:g}s "
-                    "and was killed",
-                )
-            )
-        return min(limits) if limits else None
-
-    def _enforce_deadline(self, proc: _Process, now: float) -> None:
-        deadline = self._deadline()
-        if deadline is None:
-            return
-        seconds, message = deadline
-        if proc.terminated_at is None and now - proc.started > seconds:
-            proc.deadline_message = message
-            proc.terminated_at = now
-            _signal_group(proc.popen, signal.SIGTERM)
-        elif proc.terminated_at is not None and now - proc.terminated_at > self.options.kill_grace:
-            _signal_group(proc.popen, signal.SIGKILL)
+            if row.condition == CREATED and row.name not in self._trials:
+                now, started = self._trials.start(row)
+                self._record(now)
+                if started:
+                    params = " ".join(f"{k}={v}" for k, v in now.assignments.items())
+                    self.reporter.event(f"trial {now.name} started: {params}")
+                else:
+                    self.reporter.event(f"trial {now.name} Failed: {now.message}")
 
     def _reap(self) -> None:
-        for name, proc in list(self._procs.items()):
-            rc = proc.popen.poll()
-            if rc is None:
-                self._enforce_deadline(proc, self.clock())
-                continue
-            del self._procs[name]
-            proc.log.close()
-            self._record(self._collect(proc, rc))
-            self.reporter.event(self._describe(self._row(name)))
-
-    def _collect(self, proc: _Process, rc: int) -> TrialRow:
-        row = dataclasses.replace(
-            proc.row,
-            completion_time=now_rfc3339(),
-            exit_code=rc,
-            seconds=round(self.clock() - proc.started, 3),
-        )
-        logs = self._metric_logs(row, proc.file_offset)
-        metrics = mc.reduce_metrics(logs, self.exp.strategies)
-        row = dataclasses.replace(row, metrics=metrics)
-        if proc.deadline_message:
-            return dataclasses.replace(row, condition=FAILED, message=proc.deadline_message)
-        if rc != 0:
-            what = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
-            return dataclasses.replace(row, condition=FAILED, message=what)
-        if self.exp.objective_metric not in metrics:
-            return dataclasses.replace(
-                row,
-                condition=METRICS_UNAVAILABLE,
-                message=mc.missing_metric_message(
-                    logs,
-                    self.exp.objective_metric,
-                    "output" if self.exp.collector.kind == "StdOut" else "file",
-                ),
-            )
-        return dataclasses.replace(row, condition=SUCCEEDED)
-
-    def _metrics_file(self) -> Path:
-        return self.options.workdir / self.exp.collector.path
-
-    def _file_size(self) -> int:
-        if self.exp.collector.kind != "File":
-            return 0
-        try:
-            return self._metrics_file().stat().st_size
-        except OSError:
-            return 0
-
-    def _metric_logs(self, row: TrialRow, offset: int) -> list[mc.MetricLog]:
-        """The trial's metric lines: its log (StdOut), or what it appended to the File
-        collector's path (Katib's file is per pod; here one path serves every trial)."""
-        collector = self.exp.collector
-        path = self.state_dir.log_path(row.name)
-        if collector.kind == "File":
-            path = self._metrics_file()
-        try:
-            with path.open("rb") as f:
-                f.seek(offset if collector.kind == "File" else 0)
-                lines = f.read().decode("utf-8", errors="replace").splitlines()
-        except OSError:
-            return []
-        if collector.kind == "File" and collector.file_format == "JSON":
-            return mc.parse_json_lines(lines, self.exp.metric_names)
-        return mc.parse_text(lines, self.exp.metric_names, collector.filters)
+        for row in self._trials.poll():
+            self._record(row)
+            self.reporter.event(self._describe(row))
 
     def _finish_processes(self, *, interrupted: bool) -> None:
         """Terminate running trials: back to Created when interrupted (rerun on resume),
         Killed when the experiment ended."""
-        if not self._procs:
+        rows = self._trials.stop(interrupted=interrupted)
+        if not rows:
             return
-        for proc in self._procs.values():
-            _signal_group(proc.popen, signal.SIGTERM)
-        deadline = self.clock() + self.options.kill_grace
-        try:
-            for proc in self._procs.values():
-                try:
-                    proc.popen.wait(timeout=max(0.0, deadline - self.clock()))
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc.popen, signal.SIGKILL)
-                    proc.popen.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C: no more grace
-            for proc in self._procs.values():
-                _signal_group(proc.popen, signal.SIGKILL)
-                proc.popen.wait()
-        for name, proc in list(self._procs.items()):
-            proc.log.close()
-            row = self._row(name)
-            if interrupted:
-                row = dataclasses.replace(
-                    row, condition=CREATED, start_time=None, message="interrupted; rerun on resume"
-                )
-            else:
-                row = dataclasses.replace(
-                    row,
-                    condition=KILLED,
-                    completion_time=now_rfc3339(),
-                    seconds=round(self.clock() - proc.started, 3),
-                    exit_code=proc.popen.returncode,
-                    message="killed: the experiment ended",
-                )
+        for row in rows:
             self._state = self._state.replace_trial(row)
-            self.reporter.event(f"trial {name} {'interrupted' if interrupted else 'Killed'}")
-        self._procs.clear()
+            self.reporter.event(f"trial {row.name} {'interrupted' if interrupted else 'Killed'}")
         self._save()
 
     # ---- state ----------------------------------------------------------------------------
@@ -740,11 +521,6 @@ class Runner:
                 signal.signal(sig, h)
 
         return restore
-
-
-def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(popen.pid, sig)
 
 
 def labels_text(labels: Mapping[str, str]) -> str:
