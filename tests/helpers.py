@@ -12,6 +12,7 @@ from suggestion_service.core.engine import SuggestRequest, SuggestResponse, sugg
 from suggestion_service.core.history import Goal, Objective, TrialRecord, TrialState
 from suggestion_service.core.settings import LEDGER_SETTING
 from suggestion_service.core.space import SearchSpace, make_parameter, make_space
+from suggestion_service.katib import convert
 
 # name, type, min, max, step, list, distribution
 MIXED = [
@@ -194,26 +195,9 @@ def pb_experiment(
     return exp
 
 
-_PB_STATE = {
-    TrialState.CREATED: pb.TrialStatus.CREATED,
-    TrialState.RUNNING: pb.TrialStatus.RUNNING,
-    TrialState.SUCCEEDED: pb.TrialStatus.SUCCEEDED,
-    TrialState.KILLED: pb.TrialStatus.KILLED,
-    TrialState.FAILED: pb.TrialStatus.FAILED,
-    TrialState.METRICS_UNAVAILABLE: pb.TrialStatus.METRICSUNAVAILABLE,
-    TrialState.EARLY_STOPPED: pb.TrialStatus.EARLYSTOPPED,
-    TrialState.UNKNOWN: pb.TrialStatus.UNKNOWN,
-}
-
-
 def pb_trial(t: TrialRecord) -> pb.Trial:
-    out = pb.Trial(name=t.name)
-    for k, v in t.assignments.items():
-        out.spec.parameter_assignments.assignments.add(name=k, value=v)
-    out.status.condition = _PB_STATE[t.state]
-    for k, v in t.metrics.items():
-        out.status.observation.metrics.add(name=k, value=v)
-    return out
+    """The trial as Katib sends it, through the service's own converter."""
+    return convert.from_trial(t)
 
 
 def pb_request(

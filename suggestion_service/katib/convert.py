@@ -116,12 +116,11 @@ _CONDITIONS = {state: condition for condition, state in _STATES.items()}
 
 
 def from_trial(record: TrialRecord) -> pb.Trial:
-    """A core trial on the wire (the inverse of :func:`to_trial`: name, assignments, condition,
-    observation; labels only when the record has any, which Katib itself never sends)."""
+    """A core trial on the wire as Katib sends it (the inverse of :func:`to_trial`): name,
+    assignments, condition, observation; never labels (Katib never sets a Trial's spec labels)."""
     out = pb.Trial(name=record.name)
     for name, value in record.assignments.items():
         out.spec.parameter_assignments.assignments.add(name=name, value=value)
-    _copy_labels(out.spec.labels, record.labels)
     out.status.condition = _CONDITIONS[record.state]
     for name, value in record.metrics.items():
         out.status.observation.metrics.add(name=name, value=value)
