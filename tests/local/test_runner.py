@@ -324,3 +324,12 @@ def test_trial_timeout_option(make_body: Callable[..., Body], stub: Any, tmp_pat
     [trial] = result.trials
     assert trial.condition == "Failed"
     assert "--trial-timeout=0.5s" in trial.message
+
+
+def test_trial_timeout_flag_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    from suggestion_service.cli import main
+
+    assert main(["run", "--trial-timeout", "0", "missing.yaml"]) == 2
+    assert (
+        "--trial-timeout must be a positive number of seconds, got 0.0" in capsys.readouterr().out
+    )
