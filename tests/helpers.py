@@ -100,7 +100,8 @@ def run_loop(
         ledger = resp.ledger
         for sug in resp.suggestions:
             trials.append(
-                trial(sug.trial_name, sug.assignments, loss=f(sug.assignments), labels=sug.labels)
+                # as Katib: the reply's labels land on the Trial's metadata, never back in requests
+                trial(sug.trial_name, sug.assignments, loss=f(sug.assignments))
             )
     return trials
 

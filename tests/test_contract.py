@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from suggestion_service.core import provenance
 from suggestion_service.core.errors import InvalidArgumentError, SearchSpaceExhaustedError
 from suggestion_service.core.history import Goal, TrialState
 from suggestion_service.core.registry import algorithm_names
@@ -55,7 +56,9 @@ def test_count_bounds_steps_types(algorithm: str, n: int) -> None:
     assert len(resp.suggestions) == n
     for s in resp.suggestions:
         check_assignment(s.assignments)
-        assert s.trial_name.startswith("exp-") and len(s.trial_name) == len("exp-") + 8
+        found = provenance.parse("exp", s.trial_name)
+        assert found is not None and found.origin == s.origin
+        assert len(s.trial_name) <= len("exp-") + 14 + 8
         assert s.labels["dcsa.io/origin"] in ("initial", "random", "bo", "dc", "sa", "fallback")
     ks = keys(resp)
     assert len(set(ks)) == n

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from suggestion_service.core import provenance
 from suggestion_service.core.engine_labels import LABEL_DC_ROUND, LABEL_GROUP, LABEL_ORIGIN
 from suggestion_service.core.errors import InvalidSettingError
 from suggestion_service.core.history import Goal, Objective, TrialState, build_history
@@ -36,8 +37,8 @@ def test_naming_convention_and_global_group() -> None:
     part = make_partition(GROUPED, None)
     assert part.names == ("conv", "dense", "global")
     assert [g.params for g in part.groups] == [(0, 1), (2, 3), (4,)]
-    # features: filters, kernel, units, act one-hot (2 columns), lr
-    assert [g.features for g in part.groups] == [(0, 1), (2, 3, 4), (5,)]
+    # one GP feature column per parameter (a categorical is one column, compared by equality)
+    assert part.feature_groups() == [[0, 1], [2, 3], [4]]
 
 
 def test_explicit_mapping_overrides_the_convention() -> None:
@@ -201,19 +202,17 @@ def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
     resp = call("dcsa-bo", SPACE3, trials, 3, settings={"dc_batch": "2", "dc_interval": "5"})
     origins = [s.origin for s in resp.suggestions]
     assert origins[:2] == ["dc", "dc"]
-    assert resp.suggestions[0].labels[LABEL_DC_ROUND] == "1"  # (15 - 10) // 5
+    assert resp.suggestions[0].labels[LABEL_DC_ROUND] == "1"  # (15 - 7) // 5
+    assert provenance.parse("exp", resp.suggestions[0].trial_name) == provenance.Provenance("dc", 1)
     # the round's trials now exist (pending): the next call makes no DC round
-    running = [
-        trial(s.trial_name, s.assignments, TrialState.RUNNING, labels=s.labels)
-        for s in resp.suggestions
-    ]
+    running = [trial(s.trial_name, s.assignments, TrialState.RUNNING) for s in resp.suggestions]
     settings = {"dc_batch": "2", "dc_interval": "5"}
     again = call("dcsa-bo", SPACE3, trials + running, 2, settings=settings)
     assert "dc" not in [s.origin for s in again.suggestions]
     # one more completed trial opens the next round only at the default interval of 1
     done = [
         *trials,
-        trial("extra", running[0].assignments, loss=0.0, labels=running[0].labels),
+        trial(running[0].name, running[0].assignments, loss=0.0),  # the first one completed
         *running[1:],
     ]
     assert "dc" not in [
@@ -278,16 +277,22 @@ def test_grouped_strategies_keep_the_contract_on_a_partitioned_mixed_space(algor
     assert [s.assignments for s in again.suggestions] == [s.assignments for s in resp.suggestions]
 
 
+def _origin(name: str) -> str | None:
+    """A trial's origin as the service reads it back: from the name Katib returns."""
+    found = provenance.parse("exp", name)
+    return None if found is None else found.origin
+
+
 def test_dcsa_origins_over_a_run() -> None:
     settings = {"dc_interval": "5", "sa_full_share": "0"}
     trials = run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1, settings=settings)
-    counts = Counter(t.labels.get(LABEL_ORIGIN) for t in trials)
-    assert counts["initial"] == 10
+    counts = Counter(_origin(t.name) for t in trials)
+    assert counts["initial"] == 7  # 6 parameters + 1
     assert counts["dc"] >= 4 and counts["sa"] >= 10 and counts["bo"] == 0
     # defaults: a DC round every 5 completed trials (2 slots), the other slots half SA, half BO
     counts = Counter(
-        t.labels.get(LABEL_ORIGIN)
-        for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
+        _origin(t.name) for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
     )
-    assert counts["initial"] == 10
-    assert 4 <= counts["dc"] <= 8 and counts["sa"] >= 3 and counts["bo"] >= 3
+    assert counts["initial"] == 7
+    # 23 model-based trials: rounds at 7, 12, 17, 22, 27 completed trials, 2 slots each
+    assert 4 <= counts["dc"] <= 10 and counts["sa"] >= 3 and counts["bo"] >= 3

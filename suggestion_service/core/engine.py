@@ -21,6 +21,7 @@ import numpy as np
 from .engine_labels import LABEL_ALGORITHM, LABEL_GROUP, LABEL_ORIGIN
 from .errors import InvalidObjectiveError, InvalidRequestError
 from .history import History, Objective, TrialRecord, build_history
+from .provenance import Provenance
 from .registry import get_strategy
 from .settings import LEDGER_SETTING
 from .space import SearchSpace
@@ -115,7 +116,7 @@ def parse_ledger(text: str | None) -> tuple[list[LedgerEntry], list[str]]:
                     {str(k): str(v) for k, v in labels.items()},
                 )
             )
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         return [], [f"ignored malformed {LEDGER_SETTING} setting: {exc}"]
     return entries, []
 
@@ -158,11 +159,10 @@ def suggest(
         req.objective,
         req.trials,
         extra_pending=[e.assignments for e in open_ledger],
-        extra_labels=[e.labels for e in open_ledger],
+        extra_names=[e.name for e in open_ledger],
         warm=[(w.assignments, w.value) for w in settings.get(WARM_START_SETTING) or ()],
     )
-    for issue in history.issues:
-        warnings.append(f"trial {issue.trial}: {issue.reason}: {issue.detail}")
+    # history issues are logged once per call by the adapter (a summary, not a line per trial)
     if req.n == 0:
         return SuggestResponse(
             suggestions=[], ledger=format_ledger(open_ledger), history=history, warnings=warnings
@@ -184,6 +184,7 @@ def suggest(
         sequence_start=sequence_start,
         clock=clock,
         deadline=start + limit,
+        experiment=req.experiment,
     )
     result: Proposals = strategy.propose(ctx)
     _check(req, history, result)
@@ -192,7 +193,8 @@ def suggest(
     used_names = set(trial_names) | {e.name for e in open_ledger}
     for i, prop in enumerate(result.items):
         assignments = req.space.to_strings(prop.row)
-        name = _trial_name(req, seed, i, assignments, used_names)
+        tag = Provenance(prop.origin, prop.number).tag
+        name = _trial_name(req, seed, i, assignments, used_names, tag)
         used_names.add(name)
         labels = {LABEL_ORIGIN: prop.origin, LABEL_ALGORITHM: req.algorithm}
         if prop.group is not None:
@@ -221,14 +223,20 @@ def _check(req: SuggestRequest, history: History, result: Proposals) -> None:
 
 
 def _trial_name(
-    req: SuggestRequest, seed: int, i: int, assignments: Mapping[str, str], used: set[str]
+    req: SuggestRequest,
+    seed: int,
+    i: int,
+    assignments: Mapping[str, str],
+    used: set[str],
+    tag: str,
 ) -> str:
-    """``<experiment>-<8 chars>``, like Katib's own names, but derived from the request."""
+    """``<experiment>-<tag>-<8 chars>``: like Katib's own names, derived from the request, with
+    the provenance tag that strategies read back (see provenance.py)."""
     for salt in range(1000):
         digest = hashlib.sha256(
             json.dumps([seed, req.total_requested, i, salt, sorted(assignments.items())]).encode()
         ).hexdigest()
-        name = f"{req.experiment}-{_base36(int(digest[:16], 16))[:8]}"
+        name = f"{req.experiment}-{tag}-{_base36(int(digest[:16], 16))[:8]}"
         if name not in used:
             return name
     raise AssertionError("could not find a unique trial name")

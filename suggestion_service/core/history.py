@@ -93,7 +93,7 @@ class History:
     issues: tuple[HistoryIssue, ...]
     n_trials: int
     digest: int
-    label_sets: tuple[Mapping[str, str], ...] = ()
+    names: tuple[str, ...] = ()  # every trial's name, then the open ledger's
     n_warm: int = 0
 
     @property
@@ -110,7 +110,7 @@ def build_history(
     trials: Sequence[TrialRecord],
     *,
     extra_pending: Sequence[Mapping[str, str]] = (),
-    extra_labels: Sequence[Mapping[str, str]] = (),
+    extra_names: Sequence[str] = (),
     warm: Sequence[tuple[Mapping[str, str], float]] = (),
 ) -> History:
     """Build the typed history from the request's trials.
@@ -197,7 +197,7 @@ def build_history(
         issues=tuple(issues),
         n_trials=len(trials),
         digest=int.from_bytes(digest.digest()[:8], "little"),
-        label_sets=tuple([*(t.labels for t in trials), *extra_labels]),
+        names=tuple([*(t.name for t in trials), *extra_names]),
         n_warm=n_warm,
     )
 

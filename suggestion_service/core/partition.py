@@ -27,11 +27,10 @@ SUBNETWORKS_SETTING = "subnetworks"
 
 @dataclass(frozen=True)
 class Group:
-    """One subnetwork: its name, parameter indices and GP feature columns."""
+    """One subnetwork: its name and parameter indices (also its GP feature columns)."""
 
     name: str
     params: tuple[int, ...]
-    features: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Partition:
         return tuple(g.name for g in self.groups)
 
     def feature_groups(self) -> list[list[int]]:
-        return [list(g.features) for g in self.groups]
+        return [list(g.params) for g in self.groups]
 
 
 def parse_subnetworks(text: str | None) -> dict[str, list[str]] | None:
@@ -114,10 +113,8 @@ def make_partition(space: SearchSpace, explicit: Mapping[str, Sequence[str]] | N
             order.append(group)
             members_of[group] = []
         members_of[group].append(i)
-    slices = space.feature_slices()
     groups = []
     for name in order:
         params = tuple(members_of[name])
-        feats = tuple(c for i in params for c in range(slices[i].start, slices[i].stop))
-        groups.append(Group(name, params, feats))
+        groups.append(Group(name, params))
     return Partition(tuple(groups))

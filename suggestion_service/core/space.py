@@ -2,8 +2,8 @@
 
 Every strategy works in a *latent* unit cube with one coordinate per parameter. A latent point is
 turned into typed values (snapped to `step` and to the listed values) and those values into GP
-*features*: one coordinate per numeric parameter (its warped position in [0, 1]) and a one-hot
-block per categorical parameter.
+*features*: one coordinate per parameter, the warped position in [0, 1] of a numeric parameter or
+the index of a category (the GP compares categories by equality, one length-scale each).
 
 Distributions on a bounded space (the warp is the distribution's CDF, so quasi-random latent points
 follow the distribution and the GP sees the space at the matching resolution):
@@ -102,10 +102,6 @@ class Parameter:
         return self.type is ParameterType.CATEGORICAL
 
     @property
-    def n_features(self) -> int:
-        return len(self.labels) if self.is_categorical else 1
-
-    @property
     def grid_size(self) -> int | None:
         """Number of distinct values, or None for a continuous double."""
         if self.type in (ParameterType.DISCRETE, ParameterType.CATEGORICAL):
@@ -174,16 +170,19 @@ class Parameter:
         return self.low + np.clip(idx, 0, size - 1) * self.step
 
     def features(self, typed: FloatArray) -> FloatArray:
-        """GP features for typed values: warped position, or one-hot for categories."""
+        """The GP feature of typed values: warped position, or the category's index."""
         if self.is_categorical:
-            k = len(self.labels)
-            out = np.zeros((typed.shape[0], k))
-            out[np.arange(typed.shape[0]), typed.astype(int)] = 1.0
-            return out
+            return np.asarray(typed, dtype=np.float64)
         if self.type is ParameterType.DISCRETE:
-            vals = np.asarray(self.values)[typed.astype(int)]
-            return self.warp(vals)[:, None]
-        return self.warp(typed)[:, None]
+            return self.warp(np.asarray(self.values)[typed.astype(int)])
+        return self.warp(typed)
+
+    def from_feature(self, u: FloatArray) -> FloatArray:
+        """Typed values nearest to relaxed features ``u`` in [0, 1] (numeric parameters only)."""
+        if self.type is ParameterType.DISCRETE:
+            grid = self.warp(np.asarray(self.values))
+            return np.asarray(np.argmin(np.abs(u[:, None] - grid[None, :]), axis=1), np.float64)
+        return self.snap(self.unwarp(u))
 
     def to_latent(self, typed: FloatArray) -> FloatArray:
         """A latent coordinate that maps back to ``typed`` (used to perturb known points)."""
@@ -274,15 +273,13 @@ class SearchSpace:
 
     @property
     def n_features(self) -> int:
-        return sum(p.n_features for p in self.parameters)
+        """GP feature columns: one per parameter."""
+        return len(self.parameters)
 
-    def feature_slices(self) -> list[slice]:
-        """The feature columns of each parameter, in order."""
-        out, start = [], 0
-        for p in self.parameters:
-            out.append(slice(start, start + p.n_features))
-            start += p.n_features
-        return out
+    @property
+    def categorical_mask(self) -> NDArray[np.bool_]:
+        """Which feature columns hold category indices (compared by equality)."""
+        return np.array([p.is_categorical for p in self.parameters], dtype=bool)
 
     @property
     def cardinality(self) -> int | None:
@@ -306,11 +303,11 @@ class SearchSpace:
         return np.column_stack([p.to_latent(typed[:, j]) for j, p in enumerate(self.parameters)])
 
     def features(self, typed: FloatArray) -> FloatArray:
-        """Typed (n, P) -> GP features (n, F)."""
+        """Typed (n, P) -> GP features (n, P)."""
         typed = np.atleast_2d(typed)
         if typed.shape[0] == 0:
             return np.zeros((0, self.n_features))
-        return np.hstack([p.features(typed[:, j]) for j, p in enumerate(self.parameters)])
+        return np.column_stack([p.features(typed[:, j]) for j, p in enumerate(self.parameters)])
 
     def key(self, row: Sequence[float] | FloatArray) -> tuple[str, ...]:
         """Canonical identity of a typed point: its Katib strings, in parameter order."""

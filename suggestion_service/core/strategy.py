@@ -25,6 +25,7 @@ def common_settings() -> tuple[Setting, ...]:
             None,
             "Seed of every random choice; unset means a seed derived from the experiment name, "
             "so a restarted service gives the same answers.",
+            maximum=2**63 - 1,
         ),
         float_setting(
             "time_budget_seconds",
@@ -32,6 +33,7 @@ def common_settings() -> tuple[Setting, ...]:
             "Wall-clock budget of one GetSuggestions call (also capped by the call's gRPC "
             "deadline); slots left when it runs out are filled quasi-randomly.",
             greater_than(0.0),
+            maximum=60.0,
         ),
     )
 
@@ -46,6 +48,7 @@ class Context:
         rng: a generator seeded from the seed, the request counter and the history digest.
         sequence_start: how many suggestions were requested before this batch.
         clock: monotonic clock; ``deadline`` is a value of it.
+        experiment: the experiment's name (trial names start with it; see provenance.py).
     """
 
     space: SearchSpace
@@ -58,6 +61,7 @@ class Context:
     sequence_start: int
     clock: Callable[[], float]
     deadline: float
+    experiment: str = ""
 
     def time_left(self) -> float:
         return self.deadline - self.clock()
@@ -71,6 +75,7 @@ class Proposal:
     origin: str
     group: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    number: int | None = None  # DC round or SA group index, written into the trial name
 
 
 @dataclass

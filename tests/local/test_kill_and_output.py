@@ -124,15 +124,19 @@ def test_non_terminal_output(make_body: Callable[..., Body], tmp_path: Path) -> 
         f"running tiny with random: 4 trials, 1 at a time; trials run in "
         f"{tmp_path}; state in {tmp_path / 'state'}/"
     )
-    started = [ln for ln in lines if re.fullmatch(r"trial tiny-[a-z0-9]{8} started: x=\S+", ln)]
+    started = [
+        ln for ln in lines if re.fullmatch(r"trial tiny-[a-z][0-9]*-[a-z0-9]{8} started: x=\S+", ln)
+    ]
     finished = [
         ln
         for ln in lines
-        if re.fullmatch(r"trial tiny-[a-z0-9]{8} Succeeded: loss=\d\.\d{6} \(\d+\.\ds\)", ln)
+        if re.fullmatch(
+            r"trial tiny-[a-z][0-9]*-[a-z0-9]{8} Succeeded: loss=\d\.\d{6} \(\d+\.\ds\)", ln
+        )
     ]
     assert len(started) == 4 and len(finished) == 4
     assert "Best trials (min loss)" in text
-    assert re.search(r"best trial: tiny-[a-z0-9]{8} loss=\d\.\d{6} \(x=\S+\)", text)
+    assert re.search(r"best trial: tiny-[a-z][0-9]*-[a-z0-9]{8} loss=\d\.\d{6} \(x=\S+\)", text)
     assert "trials: Succeeded 4" in lines
     assert (
         "stopped: Succeeded (ExperimentMaxTrialsReached): all 4 trials finished (maxTrialCount=4)"

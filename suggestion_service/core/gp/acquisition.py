@@ -60,3 +60,30 @@ def acquisition(
     if kind == "ei":
         return np.asarray(np.log(sd) + log_h(z))
     raise ValueError(f"unknown acquisition {kind!r}")
+
+
+def acquisition_grad(
+    kind: str,
+    mean: FloatArray,
+    var: FloatArray,
+    best: float,
+    *,
+    xi: float = 0.0,
+    beta: float = 2.0,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The acquisition and its partial derivatives with respect to the mean and the variance."""
+    sd = np.sqrt(var)
+    if kind == "ucb":
+        root = math.sqrt(beta)
+        return np.asarray(-(mean - root * sd)), -np.ones_like(mean), root / (2.0 * sd)
+    z = (best - xi - mean) / sd
+    if kind == "pi":
+        lp = log_ndtr(z)
+        ratio = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - lp)  # phi(z) / Phi(z)
+        return np.asarray(lp), -ratio / sd, -ratio * z / sd / (2.0 * sd)
+    if kind == "ei":
+        lh = log_h(z)
+        ratio = np.exp(log_ndtr(z) - lh)  # Phi(z) / h(z), h(z) = phi(z) + z Phi(z)
+        d_sd = 1.0 / sd - ratio * z / sd
+        return np.asarray(np.log(sd) + lh), -ratio / sd, d_sd / (2.0 * sd)
+    raise ValueError(f"unknown acquisition {kind!r}")

@@ -1,10 +1,18 @@
 """An additive-by-group Gaussian process with Matern-5/2 ARD components.
 
-k(x, x') = sum_g s_g * Matern52(||(x_g - x'_g) / l_g||) + noise * I
+k(x, x') = sum_g s_g * Matern52(r_g(x, x')) + noise * I,
+r_g^2 = sum_{j in g, numeric} ((x_j - x'_j) / l_j)^2
+      + sum_{j in g, categorical} [x_j != x'_j] / l_j^2
 
-With a single group holding every feature this is the usual full-space GP. Hyperparameters are
-fitted by maximising the log marginal likelihood plus log-normal priors (MAP), with analytic
-gradients and L-BFGS-B. Inputs are GP features in [0, 1]; outputs are standardised.
+With a single group holding every feature this is the usual full-space GP. Numeric features are
+warped positions in [0, 1]; a categorical feature is the category's index, compared by equality
+with one length-scale per parameter (the Hamming-style kernel of Optuna's GPSampler), so a
+categorical with many choices costs one hyperparameter, not one per choice.
+
+Hyperparameters are fitted by maximising the log marginal likelihood plus log-normal priors (MAP),
+with analytic gradients and L-BFGS-B from several starts; outputs are standardised (and warped,
+see transform.py) by the caller. If every start fails, the prior's mode is used: the model stays
+usable, only less tuned.
 
 Why hand-written instead of BoTorch/GPyTorch: see README "Why numpy and not BoTorch". In short,
 the service must answer in milliseconds inside a small pod; torch adds ~300 MB of RSS and seconds
@@ -30,6 +38,10 @@ _LOG_LS_BOUNDS = (math.log(1e-2), math.log(1e2))
 _LOG_SCALE_BOUNDS = (math.log(1e-3), math.log(1e2))
 _LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 _JITTER = 1e-8
+_LOG_LS_PRIOR_MEDIAN = -0.5
+#: Up to this many fit points the two best starts are optimised; above, only the best (the
+#: likelihood surface is better determined and each evaluation costs O(n^3)).
+_TWO_RUNS_UP_TO = 64
 
 
 def _matern52(r: FloatArray) -> FloatArray:
@@ -37,10 +49,19 @@ def _matern52(r: FloatArray) -> FloatArray:
     return np.asarray((1.0 + sr + sr * sr / 3.0) * np.exp(-sr))
 
 
-def _scaled_dist(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Euclidean distances between rows of already length-scaled inputs."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.asarray(np.sqrt(np.maximum(sq, 0.0)), dtype=np.float64)
+def _sq_dist(a: FloatArray, b: FloatArray, cat: NDArray[np.bool_], ls: FloatArray) -> FloatArray:
+    """Squared scaled distances between rows of ``a`` and ``b`` (numeric and categorical)."""
+    num = ~cat
+    out = np.zeros((a.shape[0], b.shape[0]))
+    if num.any():
+        an, bn = a[:, num] / ls[num], b[:, num] / ls[num]
+        out += (an * an).sum(1)[:, None] + (bn * bn).sum(1)[None, :] - 2.0 * an @ bn.T
+        np.maximum(out, 0.0, out=out)
+    if cat.any():
+        w = 1.0 / ls[cat] ** 2
+        for j, wj in zip(np.flatnonzero(cat), w, strict=True):
+            out += wj * (a[:, j][:, None] != b[:, j][None, :])
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,34 +79,45 @@ class AdditiveGP:
     Args:
         groups: one index array of feature columns per additive component.
         n_features: total number of feature columns.
+        categorical: which feature columns hold category indices (default: none).
     """
 
-    def __init__(self, groups: Sequence[Sequence[int]], n_features: int) -> None:
+    def __init__(
+        self,
+        groups: Sequence[Sequence[int]],
+        n_features: int,
+        categorical: NDArray[np.bool_] | None = None,
+    ) -> None:
         self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
         self.n_features = n_features
         if any(len(g) == 0 for g in self.groups):
             raise ValueError("every group needs at least one feature")
+        self.categorical = (
+            np.zeros(n_features, dtype=bool) if categorical is None else np.asarray(categorical)
+        )
 
     # ---- kernel ----------------------------------------------------------------------------
-    def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
-        out = np.zeros((a.shape[0], b.shape[0]))
-        for g, s in zip(self.groups, hp.scales, strict=True):
-            ls = hp.lengthscales[g]
-            out += s * _matern52(_scaled_dist(a[:, g] / ls, b[:, g] / ls))
-        return out
-
     def component(self, a: FloatArray, b: FloatArray, hp: Hyperparameters, k: int) -> FloatArray:
         g = self.groups[k]
-        ls = hp.lengthscales[g]
-        return np.asarray(hp.scales[k] * _matern52(_scaled_dist(a[:, g] / ls, b[:, g] / ls)))
+        r = np.sqrt(_sq_dist(a[:, g], b[:, g], self.categorical[g], hp.lengthscales[g]))
+        return np.asarray(hp.scales[k] * _matern52(r))
+
+    def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
+        out = np.zeros((a.shape[0], b.shape[0]))
+        for k in range(len(self.groups)):
+            out += self.component(a, b, hp, k)
+        return out
 
     # ---- priors ----------------------------------------------------------------------------
     def _prior(self) -> tuple[FloatArray, FloatArray]:
         """Means and standard deviations of the log-normal priors, in theta order."""
-        mu_ls = np.empty(self.n_features)
-        for g in self.groups:
-            # dimension-scaled length-scale prior (Hvarfner et al., 2024), per component
-            mu_ls[g] = math.sqrt(2.0) + 0.5 * math.log(len(g))
+        # Length-scales: log-normal with median e^-0.5 ~ 0.61 on the unit-scaled features, not
+        # scaled with the dimension. The dimension-scaled prior of Hvarfner et al. (2024), median
+        # ~4 sqrt(d), made the GP nearly linear at these budgets (6-24 parameters, 60-100
+        # trials): the acquisition's maximum sat on the boundary (60% of coordinates within 1%
+        # of a bound) and gp-bo was no better than random. Chosen on the tune problems only
+        # (docs/benchmarks.md): median 4 sqrt(d) -> e^0 -> e^-0.5, each better on most of them.
+        mu_ls = np.full(self.n_features, _LOG_LS_PRIOR_MEDIAN)
         n_groups = len(self.groups)
         mu = np.concatenate([mu_ls, np.full(n_groups, math.log(1.0 / n_groups)), [-4.0]])
         sd = np.concatenate(
@@ -93,11 +125,24 @@ class AdditiveGP:
         )
         return mu, sd
 
+    def _bounds(self) -> list[tuple[float, float]]:
+        return (
+            [_LOG_LS_BOUNDS] * self.n_features
+            + [_LOG_SCALE_BOUNDS] * len(self.groups)
+            + [_LOG_NOISE_BOUNDS]
+        )
+
     def _unpack(self, theta: FloatArray) -> Hyperparameters:
         f, g = self.n_features, len(self.groups)
         return Hyperparameters(
             np.exp(theta[:f]), np.exp(theta[f : f + g]), float(np.exp(theta[-1]))
         )
+
+    def default_hyperparameters(self) -> Hyperparameters:
+        """The prior's mode: what the model uses when fitting fails."""
+        mu, _ = self._prior()
+        lo, hi = zip(*self._bounds(), strict=True)
+        return self._unpack(np.clip(mu, lo, hi))
 
     # ---- fitting ---------------------------------------------------------------------------
     def neg_log_posterior(
@@ -106,16 +151,16 @@ class AdditiveGP:
         """Negative log marginal likelihood + negative log prior, and its gradient."""
         hp = self._unpack(theta)
         n = x.shape[0]
-        k = np.full((n, n), 0.0)
+        k = np.zeros((n, n))
         pieces = []
         for gi, g in enumerate(self.groups):
-            xs = x[:, g] / hp.lengthscales[g]
-            r = _scaled_dist(xs, xs)
+            ls, cat = hp.lengthscales[g], self.categorical[g]
+            r = np.sqrt(_sq_dist(x[:, g], x[:, g], cat, ls))
             e = np.exp(-_SQRT5 * r)
             m = (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
             a = 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e  # -(dk/dr)/r, so dk/dlog(l_j) = a * d_j^2
             k += hp.scales[gi] * m
-            pieces.append((xs, m, a))
+            pieces.append((m, a))
         k[np.diag_indices(n)] += hp.noise + _JITTER
         try:
             factor = cho_factor(k, lower=True, check_finite=False)
@@ -131,45 +176,76 @@ class AdditiveGP:
         w = np.outer(alpha, alpha) - kinv
         grad = np.zeros_like(theta)
         f = self.n_features
-        for gi, (g, (xs, m, a)) in enumerate(zip(self.groups, pieces, strict=True)):
+        for gi, (g, (m, a)) in enumerate(zip(self.groups, pieces, strict=True)):
             s = hp.scales[gi]
             grad[f + gi] = -0.5 * s * float((w * m).sum())
             b = w * a
             rows = b.sum(1)
-            bx = b @ xs
-            # sum_ij b_ij (xs_i - xs_j)^2 = 2 (sum_i xs_i^2 rows_i - sum_i xs_i (B xs)_i)
-            quad = 2.0 * ((xs * xs * rows[:, None]).sum(0) - (xs * bx).sum(0))
-            grad[g] = -0.5 * s * quad
+            total = float(rows.sum())
+            for j in g:
+                col = x[:, j]
+                inv_l2 = 1.0 / hp.lengthscales[j] ** 2
+                if self.categorical[j]:
+                    # sum_ij b_ij [x_i != x_j] = sum(b) - sum over categories of the blocks
+                    same = sum(float(b[np.ix_(col == c, col == c)].sum()) for c in np.unique(col))
+                    quad = (total - same) * inv_l2
+                else:
+                    # sum_ij b_ij (x_i - x_j)^2 = 2 (sum_i x_i^2 rows_i - x^T B x)
+                    quad = 2.0 * (float((col * col) @ rows) - float(col @ (b @ col))) * inv_l2
+                grad[j] = -0.5 * s * quad
         grad[-1] = -0.5 * hp.noise * float(np.trace(w))
         mu, sd = self._prior()
         z = (theta - mu) / sd
         return nll + 0.5 * float(z @ z), grad + z / sd
 
-    def fit(self, x: FloatArray, y: FloatArray, *, max_iter: int = 60) -> Hyperparameters:
-        """MAP hyperparameters for standardised ``y`` on features ``x``."""
-        mu, _ = self._prior()
-        bounds = (
-            [_LOG_LS_BOUNDS] * self.n_features
-            + [_LOG_SCALE_BOUNDS] * len(self.groups)
-            + [_LOG_NOISE_BOUNDS]
-        )
-        lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
-        # Two starts: the prior's mode (smooth, noisy) and a wiggly, nearly noiseless one. A single
-        # start often settles in the "everything is noise" optimum on skewed objectives.
+    def fit(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        *,
+        max_iter: int = 50,
+        n_restarts: int = 4,
+        seed: int = 0,
+    ) -> Hyperparameters:
+        """MAP hyperparameters for standardised ``y`` on features ``x``.
+
+        Starts: the prior's mode (smooth, noisy), a wiggly nearly noiseless point (a single start
+        often settles in the "everything is noise" optimum on skewed objectives) and
+        ``n_restarts`` seeded draws from the prior. The best starts (two up to 64 points, one
+        above) are optimised and the best finite optimum wins; if none is finite, the prior's
+        mode.
+        """
+        mu, sd = self._prior()
+        bounds = self._bounds()
+        lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
         wiggly = mu.copy()
         wiggly[: self.n_features] = math.log(0.3)
         wiggly[-1] = math.log(1e-4)
+        rng = np.random.default_rng(seed)
+        starts = [mu, wiggly] + [mu + sd * rng.standard_normal(mu.shape) for _ in range(n_restarts)]
+        # Screen every start by its objective (one evaluation each) and optimise from the best
+        # two: most of the benefit of restarts for a fraction of the cost.
+        screened: list[tuple[float, int, FloatArray]] = []
+        for start in starts:
+            theta0 = np.clip(start, lo, hi)
+            value = self.neg_log_posterior(theta0, x, y)[0]
+            screened.append((value if math.isfinite(value) else math.inf, len(screened), theta0))
+        screened.sort(key=lambda item: (item[0], item[1]))
         best_theta, best_value = np.clip(mu, lo, hi), math.inf
-        for theta0 in (np.clip(mu, lo, hi), np.clip(wiggly, lo, hi)):
-            res = minimize(
-                self.neg_log_posterior,
-                theta0,
-                args=(x, y),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds,
-                options={"maxiter": max_iter},
-            )
+        n_runs = 2 if x.shape[0] <= _TWO_RUNS_UP_TO else 1
+        for _value, _i, theta0 in screened[:n_runs]:
+            try:
+                res = minimize(
+                    self.neg_log_posterior,
+                    theta0,
+                    args=(x, y),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": max_iter},
+                )
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                continue
             if np.all(np.isfinite(res.x)) and float(res.fun) < best_value:
                 best_theta, best_value = res.x, float(res.fun)
         return self._unpack(np.asarray(best_theta, dtype=np.float64))
@@ -206,6 +282,46 @@ class Posterior:
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
         var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)
         return mean, var
+
+    def mean(self, xq: FloatArray) -> FloatArray:
+        """Posterior mean only (no variance: O(n) per point instead of O(n^2))."""
+        return np.asarray(self.model.kernel(xq, self.x, self.hp) @ self.alpha)
+
+    def predict_with_grad(
+        self, xq: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Mean, variance and their gradients with respect to the numeric features of ``xq``.
+
+        Gradients of categorical columns are zero (they are searched by enumeration).
+        """
+        model, hp, x = self.model, self.hp, self.x
+        q = xq.shape[0]
+        ks = np.zeros((q, x.shape[0]))
+        parts = []
+        for k, g in enumerate(model.groups):
+            ls, cat = hp.lengthscales[g], model.categorical[g]
+            r = np.sqrt(_sq_dist(xq[:, g], x[:, g], cat, ls))
+            e = np.exp(-_SQRT5 * r)
+            ks += hp.scales[k] * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
+            # dk/dx_j = -s (5/3)(1 + sqrt5 r) e^{-sqrt5 r} (x_j - X_j) / l_j^2
+            parts.append((g, -hp.scales[k] * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e))
+        mean = ks @ self.alpha
+        v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
+        var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)
+        beta = solve_triangular(self.chol, v, lower=True, trans="T", check_finite=False).T
+        dmean = np.zeros_like(xq)
+        dvar = np.zeros_like(xq)
+        for g, a in parts:
+            num = g[~model.categorical[g]]
+            if num.size == 0:
+                continue
+            inv_l2 = 1.0 / hp.lengthscales[num] ** 2
+            xg, xtr = xq[:, num], x[:, num]
+            aa = a @ self.alpha
+            dmean[:, num] = (xg * aa[:, None] - a @ (self.alpha[:, None] * xtr)) * inv_l2
+            wb = beta * a
+            dvar[:, num] = -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
+        return mean, var, dmean, dvar
 
     def component_mean(self, xq: FloatArray, k: int) -> FloatArray:
         """Posterior mean of additive component ``k`` alone at ``xq``."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import provenance
 from ..engine_labels import LABEL_DC_ROUND
 from ..errors import InvalidSettingError
 from ..partition import (
@@ -48,7 +49,7 @@ from ..settings import (
 )
 from ..space import FloatArray, SearchSpace
 from ..strategy import Context, Proposal, Proposals
-from .gp_bo import GPBO, Fit, gp_settings
+from .gp_bo import GPBO, Fit, gp_settings, initial_design_size
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +68,24 @@ def _subnetworks_setting() -> Setting:
 def _dc_settings(interval: int) -> tuple[Setting, ...]:
     """DC's settings; ``interval`` is the default of dc_interval (per strategy, measured)."""
     return (
-        int_setting("dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2),
+        int_setting(
+            "dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2, maximum=64
+        ),
         int_setting(
             "dc_interval",
             interval,
             "DC: completed trials between two DC rounds (1: a round whenever a trial completed; "
             "default 1 for dc-bo, 5 for dcsa-bo, where SA fills the slots in between).",
             minimum=1,
+            maximum=100_000,
         ),
-        int_setting("dc_batch", 2, "DC: combinations proposed per round.", minimum=1),
+        int_setting("dc_batch", 2, "DC: combinations proposed per round.", minimum=1, maximum=1000),
         int_setting(
             "dc_max_candidates",
             4096,
             "DC: the cross product is sampled down to this many candidates.",
             minimum=1,
+            maximum=65_536,
         ),
     )
 
@@ -151,15 +156,17 @@ class _GroupedBO(GPBO):
     def dc_round_due(self, ctx: Context) -> tuple[int, int] | None:
         """The DC round due now and how many of its ``dc_batch`` slots are left, or None.
 
-        Round r = (completed - n_initial_points) // dc_interval; its suggestions carry the
-        label ``dcsa.io/dc-round: r``, so a round spans calls until ``dc_batch`` trials carry it.
+        Round r = (completed - n_initial_points) // dc_interval; its suggestions are named with
+        the tag ``d<r>`` (provenance.py; Katib sends names back, never labels), so a round spans
+        calls until ``dc_batch`` trials or open suggestions carry it.
         """
         h = ctx.history
-        n_init = int(ctx.settings["n_initial_points"])
+        n_init = initial_design_size(ctx.space, ctx.settings)
         if h.n_obs < max(n_init, 2):
             return None
         current = (h.n_obs - n_init) // int(ctx.settings["dc_interval"])
-        used = sum(1 for labels in h.label_sets if labels.get(LABEL_DC_ROUND) == str(current))
+        mine = (provenance.parse(ctx.experiment, name) for name in h.names)
+        used = sum(1 for p in mine if p is not None and p.origin == "dc" and p.number == current)
         left = int(ctx.settings["dc_batch"]) - used
         return (current, left) if left > 0 else None
 
@@ -209,7 +216,9 @@ class _GroupedBO(GPBO):
         round_no, left = due
         room = min(left, ctx.n - len(out.items))
         for row in self.dc_candidates(ctx, fit, part, taken)[:room]:
-            out.items.append(Proposal(row, "dc", labels={LABEL_DC_ROUND: str(round_no)}))
+            out.items.append(
+                Proposal(row, "dc", labels={LABEL_DC_ROUND: str(round_no)}, number=round_no)
+            )
             taken.add(ctx.space.key(row))
 
     # ---- SA ----------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ class _GroupedBO(GPBO):
         )
         if row is None:
             return None
-        return Proposal(row, "sa", group=part.groups[k].name)
+        return Proposal(row, "sa", group=part.groups[k].name, number=k)
 
 
 def _embedder(incumbent: FloatArray, cols: list[int]) -> Callable[[FloatArray], FloatArray]:

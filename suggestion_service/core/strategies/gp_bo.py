@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..gp.acquisition import ACQUISITIONS, acquisition
-from ..gp.model import AdditiveGP, Posterior
+from ..gp.acquisition import ACQUISITIONS, acquisition, acquisition_grad
+from ..gp.model import AdditiveGP, IntArray, Posterior
+from ..gp.optimize import Objective as AcqObjective
 from ..gp.optimize import maximize
+from ..gp.transform import OutputWarp
 from ..sampling import quasi_random_fill
 from ..settings import (
     SettingsTable,
@@ -37,6 +39,18 @@ from ..warm_start import WARM_START_SETTING, check_warm_start, warm_start_settin
 log = logging.getLogger(__name__)
 
 
+#: The derived initial design size, as the docs state it (chosen on the tune problems).
+INITIAL_RULE = "the number of parameters + 1, at least 5 and at most 20"
+
+
+def initial_design_size(space: SearchSpace, settings: Mapping[str, Any]) -> int:
+    """``n_initial_points``, or the derived size when unset."""
+    value = settings["n_initial_points"]
+    if value is not None:
+        return int(value)
+    return max(5, min(20, len(space) + 1))
+
+
 def gp_settings() -> tuple[Any, ...]:
     """The settings of gp-bo, shared by the strategies built on it."""
     return (
@@ -44,9 +58,11 @@ def gp_settings() -> tuple[Any, ...]:
         warm_start_setting(),
         int_setting(
             "n_initial_points",
-            10,
-            "Quasi-random (Sobol) suggestions before the GP takes over.",
+            None,
+            "Quasi-random (Sobol) suggestions before the GP takes over; unset means "
+            f"{INITIAL_RULE}.",
             minimum=1,
+            maximum=100_000,
         ),
         choice_setting(
             "acquisition",
@@ -60,28 +76,64 @@ def gp_settings() -> tuple[Any, ...]:
             0.0,
             "Improvement margin of ei and pi, in standard deviations of the observed objective.",
             at_least(0.0),
+            maximum=10.0,
         ),
         float_setting(
             "ucb_beta",
             2.0,
             "Exploration weight of ucb (mean - sqrt(beta) * sd).",
             greater_than(0.0),
+            maximum=100.0,
         ),
         int_setting(
             "n_candidates",
             1024,
             "Quasi-random candidates scored per slot before local refinement.",
             minimum=16,
+            maximum=16_384,
+        ),
+        choice_setting(
+            "output_warping",
+            "power",
+            "Monotone transform of the objective before the GP: power (Yeo-Johnson fitted per "
+            "call, for skewed and heavy-tailed objectives) or none (standardise only).",
+            ("power", "none"),
+        ),
+        choice_setting(
+            "incumbent",
+            "mean",
+            "The value to improve on: mean (lowest posterior mean among observed points, robust "
+            "to noise) or observed (lowest observed value).",
+            ("mean", "observed"),
         ),
         int_setting(
             "max_fit_points",
-            256,
+            128,
             "At most this many trials (the best half and a "
-            "seeded sample of the rest) fit the hyperparameters; all trials condition "
-            "the posterior.",
+            "seeded sample of the rest) fit the hyperparameters.",
             minimum=8,
+            maximum=1024,
+        ),
+        int_setting(
+            "max_condition_points",
+            512,
+            "At most this many trials (the best half and a seeded sample of the rest) "
+            "condition the posterior; bounds the work of a call on long histories.",
+            minimum=8,
+            maximum=4096,
         ),
     )
+
+
+def _subset(ys: FloatArray, limit: int, seed: int) -> IntArray:
+    """Indices of at most ``limit`` observations: the best half and a seeded sample of the rest
+    (all of them when there are no more than ``limit``), in their original order."""
+    if len(ys) <= limit:
+        return np.arange(len(ys))
+    order = np.argsort(ys, kind="stable")
+    best = order[: limit // 2]
+    rest = np.random.default_rng(seed).permutation(order[limit // 2 :])
+    return np.sort(np.r_[best, rest[: limit - limit // 2]])
 
 
 @dataclass(frozen=True)
@@ -90,8 +142,7 @@ class Fit:
 
     posterior: Posterior
     y_best: float
-    y_mean: float
-    y_std: float
+    warp: OutputWarp
 
 
 class GPBO(Strategy):
@@ -108,24 +159,31 @@ class GPBO(Strategy):
         return [list(range(space.n_features))]
 
     def fit(self, ctx: Context, groups: Sequence[Sequence[int]]) -> Fit:
-        """Fit hyperparameters (on at most ``max_fit_points`` trials) and condition on all."""
+        """Fit hyperparameters on at most ``max_fit_points`` trials and condition the posterior
+        on at most ``max_condition_points`` (both: the best half and a seeded sample of the
+        rest), so the work of a call is bounded whatever the history's size."""
         h = ctx.history
         y = h.y_obs
-        mean, std = float(y.mean()), float(y.std())
-        std = std if std > 1e-12 else 1.0
-        ys = (y - mean) / std
+        warp = OutputWarp.fit(y, power=ctx.settings["output_warping"] == "power")
+        ys = warp(y)
         x = ctx.space.features(h.x_obs)
-        model = AdditiveGP(groups, ctx.space.n_features)
-        limit = int(ctx.settings["max_fit_points"])
-        if len(ys) > limit:
-            order = np.argsort(ys, kind="stable")
-            best = order[: limit // 2]
-            rest = np.random.default_rng(ctx.seed).permutation(order[limit // 2 :])
-            idx = np.sort(np.r_[best, rest[: limit - limit // 2]])
-            hp = model.fit(x[idx], ys[idx])
+        model = AdditiveGP(groups, ctx.space.n_features, ctx.space.categorical_mask)
+        fit_idx = _subset(ys, int(ctx.settings["max_fit_points"]), ctx.seed)
+        try:
+            hp = model.fit(x[fit_idx], ys[fit_idx], seed=ctx.seed)
+            cond_idx = _subset(ys, int(ctx.settings["max_condition_points"]), ctx.seed + 1)
+            post = model.condition(x[cond_idx], ys[cond_idx], hp)
+        except np.linalg.LinAlgError:
+            # the fitted hyperparameters defeat the factorisation: the prior's mode, which is
+            # smooth and noisy enough to factorise, keeps the batch model-based
+            log.warning("GP conditioning failed; using default hyperparameters")
+            cond_idx = _subset(ys, int(ctx.settings["max_condition_points"]), ctx.seed + 1)
+            post = model.condition(x[cond_idx], ys[cond_idx], model.default_hyperparameters())
+        if ctx.settings["incumbent"] == "mean":
+            y_best = float(post.mean(x[cond_idx]).min())
         else:
-            hp = model.fit(x, ys)
-        return Fit(model.condition(x, ys, hp), float(ys.min()), mean, std)
+            y_best = float(ys.min())
+        return Fit(post, y_best, warp)
 
     # ---- one slot ------------------------------------------------------------------------
     def best_point(
@@ -147,32 +205,44 @@ class GPBO(Strategy):
         full = ctx.space
         post = fit.posterior.with_fantasies(full.features(pending))
         kind, xi, beta = ctx.settings["acquisition"], ctx.settings["xi"], ctx.settings["ucb_beta"]
+        best = fit.y_best
 
-        def score(typed: FloatArray) -> FloatArray:
-            rows = embed(typed) if embed is not None else typed
-            m, v = post.predict(full.features(rows))
-            return acquisition(kind, m, v, fit.y_best, xi=xi, beta=beta)
+        def value(feats: FloatArray) -> FloatArray:
+            m, v = post.predict(feats)
+            return acquisition(kind, m, v, best, xi=xi, beta=beta)
+
+        def value_grad(feats: FloatArray) -> tuple[FloatArray, FloatArray]:
+            m, v, dm, dv = post.predict_with_grad(feats)
+            a, da_dm, da_dv = acquisition_grad(kind, m, v, best, xi=xi, beta=beta)
+            return a, da_dm[:, None] * dm + da_dv[:, None] * dv
 
         search = space if space is not None else full
-        h = ctx.history
-        top = np.argsort(h.y_obs, kind="stable")[:5]
-        starts = h.x_obs[top]
-        if space is not None and embed is not None:
-            starts = starts[:, [full.index(n) for n in space.names]]
         if embed is not None:
+            assert space is not None
+            columns = tuple(full.index(n) for n in space.names)
+
+            def features(typed: FloatArray) -> FloatArray:
+                return full.features(embed(typed))
 
             def excluded(row: FloatArray) -> bool:
                 return full.key(embed(row[None, :])[0]) in exclude
 
         else:
+            columns = tuple(range(len(full)))
+            features = full.features
 
             def excluded(row: FloatArray) -> bool:
                 return full.key(row) in exclude
 
+        h = ctx.history
+        top = np.argsort(h.y_obs, kind="stable")[:5]
+        starts = h.x_obs[top]
+        if embed is not None:
+            starts = starts[:, list(columns)]
         seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{slot}".encode())
         row, _ = maximize(
             search,
-            score,
+            AcqObjective(features, value, value_grad, columns),
             rng=ctx.rng,
             seed=seed,
             starts=starts,
@@ -188,7 +258,9 @@ class GPBO(Strategy):
         """How many slots of this batch belong to the initial design."""
         if ctx.history.n_obs < 2:
             return ctx.n
-        left = int(ctx.settings["n_initial_points"]) - ctx.sequence_start - ctx.history.n_warm
+        left = (
+            initial_design_size(ctx.space, ctx.settings) - ctx.sequence_start - ctx.history.n_warm
+        )
         return max(0, min(ctx.n, left))
 
     def propose(self, ctx: Context) -> Proposals:
