@@ -36,7 +36,6 @@ from benchmarks import problems as problem_set
 from benchmarks.problems import Problem
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
-from suggestion_service.local import controller
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +167,16 @@ def _round(x: float) -> float:
 def merge_settings(
     base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str]]:
-    """Katib's merge of ``reply.algorithm`` into the experiment's settings: by name, in place
-    (the controller rules of ``dcsa run``, suggestion_service/local/controller.py)."""
-    return list(controller.merge_settings(base, updates))
+    """Katib's merge of ``reply.algorithm`` into the experiment's settings: by name, in place."""
+    out = list(base)
+    index = {n: i for i, (n, _v) in enumerate(out)}
+    for name, value in updates:
+        if name in index:
+            out[index[name]] = (name, value)
+        else:
+            index[name] = len(out)
+            out.append((name, value))
+    return out
 
 
 _TYPES = {
