@@ -143,12 +143,13 @@ def test_discrete_written_exactly_as_listed_and_sorted_numerically() -> None:
     p = param(type_name="discrete", choices=["10", "2", "0.50"])
     assert p.labels == ("0.50", "2", "10")
     assert p.format(p.parse("0.5", where="x")) == "0.50"
-    assert p.features(np.array([0.0, 2.0]))[:, 0].tolist() == [0.0, 1.0]
+    assert p.features(np.array([0.0, 2.0])).tolist() == [0.0, 1.0]
+    assert p.from_feature(np.array([0.02, 0.98])).tolist() == [0.0, 2.0]
 
 
-def test_categorical_is_one_hot() -> None:
+def test_categorical_feature_is_the_category_index() -> None:
     p = param(type_name="categorical", choices=["a", "b", "c"])
-    assert p.features(np.array([1.0])).tolist() == [[0.0, 1.0, 0.0]]
+    assert p.features(np.array([1.0, 2.0])).tolist() == [1.0, 2.0]
     with pytest.raises(InvalidSearchSpaceError, match="not one of"):
         p.parse("d", where="x")
 
