@@ -95,6 +95,7 @@ class History:
     digest: int
     names: tuple[str, ...] = ()  # every trial's name, then the open ledger's
     n_warm: int = 0
+    obs_names: tuple[str, ...] = ()  # the trial name of each row of x_obs ("" for warm starts)
 
     @property
     def n_obs(self) -> int:
@@ -123,6 +124,7 @@ def build_history(
     sign = -1.0 if objective.goal is Goal.MAXIMIZE else 1.0
     obs: list[FloatArray] = []
     ys: list[float] = []
+    obs_names: list[str] = []
     pending: list[FloatArray] = []
     failed: list[FloatArray] = []
     known: set[tuple[str, ...]] = set()
@@ -156,6 +158,7 @@ def build_history(
             else:
                 obs.append(row)
                 ys.append(sign * value)
+                obs_names.append(trial.name)
         elif trial.state in PENDING_STATES:
             pending.append(row)
         else:
@@ -180,6 +183,7 @@ def build_history(
         # observations from an earlier run: they inform the model but do not block re-trying
         obs.append(row)
         ys.append(sign * value)
+        obs_names.append("")
         n_warm += 1
 
     p = len(space)
@@ -199,6 +203,7 @@ def build_history(
         digest=int.from_bytes(digest.digest()[:8], "little"),
         names=tuple([*(t.name for t in trials), *extra_names]),
         n_warm=n_warm,
+        obs_names=tuple(obs_names),
     )
 
 
