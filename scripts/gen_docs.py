@@ -19,19 +19,23 @@ from suggestion_service.observability.metrics import create_metrics  # noqa: E40
 
 
 def settings_table() -> str:
+    """One row per setting; a default that differs between algorithms is shown per algorithm."""
     names = algorithm_names()
-    seen: dict[str, tuple[str, str, str, list[str]]] = {}
+    seen: dict[str, tuple[str, str, dict[str, str]]] = {}
     for alg in names:
         for s in get_strategy(alg).settings.settings:
             default = "derived" if s.default is None else str(s.default)
-            if s.name not in seen:
-                seen[s.name] = (s.type_name, default, s.doc, [])
-            seen[s.name][3].append(alg)
+            seen.setdefault(s.name, (s.type_name, s.doc, {}))[2][alg] = default
     lines = ["| setting | type | default | algorithms | meaning |", "|---|---|---|---|---|"]
-    for name, (type_name, default, doc, algs) in seen.items():
+    for name, (type_name, doc, defaults) in seen.items():
+        algs = list(defaults)
         where = "all" if len(algs) == len(names) else ", ".join(algs)
+        if len(set(defaults.values())) == 1:
+            default = f"`{next(iter(defaults.values()))}`"
+        else:
+            default = ", ".join(f"`{d}` ({a})" for a, d in defaults.items())
         text = doc.replace("<", "&lt;").replace("|", "\\|")
-        lines.append(f"| `{name}` | {type_name} | `{default}` | {where} | {text} |")
+        lines.append(f"| `{name}` | {type_name} | {default} | {where} | {text} |")
     return "\n".join(lines)
 
 

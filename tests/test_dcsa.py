@@ -14,7 +14,12 @@ from suggestion_service.core.errors import InvalidSettingError
 from suggestion_service.core.history import Goal, Objective, TrialState, build_history
 from suggestion_service.core.partition import make_partition, parse_subnetworks
 from suggestion_service.core.registry import get_strategy
-from suggestion_service.core.strategies.dcsa import DCSABO
+from suggestion_service.core.strategies.dcsa import (
+    dc_candidates,
+    group_importance,
+    group_probabilities,
+)
+from suggestion_service.core.strategies.model_based import Batch, fit_surrogate
 from suggestion_service.core.strategy import Context
 
 from .helpers import call, random_trials, run_loop, space_from, trial
@@ -107,7 +112,7 @@ def test_gp_bo_does_not_accept_dc_settings() -> None:
 def test_sa_probabilities_sum_to_one_and_respect_the_floor(
     eps: float, importance: list[float]
 ) -> None:
-    p = DCSABO.group_probabilities(np.array(importance), eps)
+    p = group_probabilities(np.array(importance), eps)
     assert p.sum() == pytest.approx(1.0)
     assert (p >= eps / 3 - 1e-12).all()
     if sum(importance) and eps < 1:
@@ -118,7 +123,7 @@ def test_sa_probabilities_sum_to_one_and_respect_the_floor(
 
 def _context(space, trials, settings=None, n=1):  # type: ignore[no-untyped-def]
     strategy = get_strategy("dcsa-bo")
-    parsed = strategy.settings.parse(settings or {}, algorithm="dcsa-bo")
+    parsed = strategy.parse_settings(settings or {})
     history = build_history(space, Objective(goal=Goal.MINIMIZE, metric="loss"), trials)
     return strategy, Context(
         space=space,
@@ -154,11 +159,11 @@ def _additive(v: dict[str, str]) -> float:
 
 def test_importance_ranks_groups_on_a_known_additive_function() -> None:
     trials = random_trials(SPACE3, 40, seed=3, f=_additive)
-    strategy, ctx = _context(SPACE3, trials)
-    assert isinstance(strategy, DCSABO)
-    fit = strategy.fit(ctx, strategy.feature_groups(SPACE3, ctx.settings))
-    imp = strategy.importance(ctx, fit, strategy.partition(ctx))
-    assert imp[0] > 5 * imp[1] > 5 * imp[2] > 0
+    for surrogate in ("additive", "full"):
+        strategy, ctx = _context(SPACE3, trials, {"surrogate": surrogate})
+        fit = fit_surrogate(ctx, strategy.feature_groups(SPACE3, ctx.settings))  # type: ignore[attr-defined]
+        imp = group_importance(fit, SPACE3, make_partition(SPACE3, None), seed=0)
+        assert imp[0] > 5 * imp[1] > 5 * imp[2] > 0, surrogate
 
 
 # ---- DC ---------------------------------------------------------------------------------------
@@ -181,9 +186,8 @@ def test_dc_candidates_are_the_cross_product_minus_known_points() -> None:
     trials.append(trial("child", known_child, loss=5.0))
     trials += random_trials(SPACE3, 10, seed=4, f=lambda v: 10.0 + _additive(v), prefix="r")
     strategy, ctx = _context(SPACE3, trials, {"dc_top_m": "3"})
-    assert isinstance(strategy, DCSABO)
-    fit = strategy.fit(ctx, strategy.feature_groups(SPACE3, ctx.settings))
-    cands = strategy.dc_candidates(ctx, fit, strategy.partition(ctx), set(ctx.history.known))
+    fit = fit_surrogate(ctx, strategy.feature_groups(SPACE3, ctx.settings))  # type: ignore[attr-defined]
+    cands = dc_candidates(Batch(ctx), fit, make_partition(SPACE3, None), 3, 4096)
     got = {tuple(round(float(v), 6) for v in row[[0, 2, 4]]) for row in cands}
     expected = {
         (a, b, c) for a in (0.1, 0.4, 0.7) for b in (0.2, 0.5, 0.8) for c in (0.3, 0.6, 0.9)
@@ -199,14 +203,16 @@ def test_dc_candidates_are_the_cross_product_minus_known_points() -> None:
 
 def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
     trials = random_trials(SPACE3, 15, seed=5, f=_additive)
-    resp = call("dcsa-bo", SPACE3, trials, 3, settings={"dc_batch": "2", "dc_interval": "5"})
+    resp = call(
+        "dcsa-bo", SPACE3, trials, 3, settings={"dc_batch": "2", "dc_interval": "5", "mix": "fixed"}
+    )
     origins = [s.origin for s in resp.suggestions]
     assert origins[:2] == ["dc", "dc"]
     assert resp.suggestions[0].labels[LABEL_DC_ROUND] == "1"  # (15 - 7) // 5
     assert provenance.parse("exp", resp.suggestions[0].trial_name) == provenance.Provenance("dc", 1)
     # the round's trials now exist (pending): the next call makes no DC round
     running = [trial(s.trial_name, s.assignments, TrialState.RUNNING) for s in resp.suggestions]
-    settings = {"dc_batch": "2", "dc_interval": "5"}
+    settings = {"dc_batch": "2", "dc_interval": "5", "mix": "fixed"}
     again = call("dcsa-bo", SPACE3, trials + running, 2, settings=settings)
     assert "dc" not in [s.origin for s in again.suggestions]
     # one more completed trial opens the next round only at the default interval of 1
@@ -221,12 +227,19 @@ def test_dc_round_happens_once_per_interval_and_is_labelled() -> None:
     assert "dc" in [
         s.origin
         for s in call(
-            "dcsa-bo", SPACE3, done, 2, settings={"dc_batch": "2", "dc_interval": "1"}
+            "dcsa-bo",
+            SPACE3,
+            done,
+            2,
+            settings={"dc_batch": "2", "dc_interval": "1", "mix": "fixed"},
         ).suggestions
     ]
     # dc-bo's default interval is 1, dcsa-bo's 5 (SA fills the slots between rounds)
     assert "dc" in [s.origin for s in call("dc-bo", SPACE3, done, 2).suggestions]
-    assert "dc" not in [s.origin for s in call("dcsa-bo", SPACE3, done, 2).suggestions]
+    fixed = {"mix": "fixed"}
+    assert "dc" not in [
+        s.origin for s in call("dcsa-bo", SPACE3, done, 2, settings=fixed).suggestions
+    ]
 
 
 def test_sa_labels_name_the_group() -> None:
@@ -284,14 +297,17 @@ def _origin(name: str) -> str | None:
 
 
 def test_dcsa_origins_over_a_run() -> None:
-    settings = {"dc_interval": "5", "sa_full_share": "0"}
+    settings = {"dc_interval": "5", "sa_full_share": "0", "mix": "fixed"}
     trials = run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1, settings=settings)
     counts = Counter(_origin(t.name) for t in trials)
     assert counts["initial"] == 7  # 6 parameters + 1
-    assert counts["dc"] >= 4 and counts["sa"] >= 10 and counts["bo"] == 0
+    # BO only where SA's group move found nothing new
+    assert counts["dc"] >= 4 and counts["sa"] >= 10 and counts["bo"] <= 2
     # defaults: a DC round every 5 completed trials (2 slots), the other slots half SA, half BO
+    fixed = {"mix": "fixed"}
     counts = Counter(
-        _origin(t.name) for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1)
+        _origin(t.name)
+        for t in run_loop("dcsa-bo", SPACE3, _additive, budget=30, seed=1, settings=fixed)
     )
     assert counts["initial"] == 7
     # 23 model-based trials: rounds at 7, 12, 17, 22, 27 completed trials, 2 slots each

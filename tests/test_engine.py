@@ -230,7 +230,7 @@ def test_a_failed_fit_still_gives_model_based_points(monkeypatch: pytest.MonkeyP
 
 def test_incumbent_is_robust_to_a_lucky_noisy_observation() -> None:
     """With noise, the incumbent is the lowest posterior mean, not the lowest (lucky) value."""
-    from suggestion_service.core.strategies.gp_bo import GPBO
+    from suggestion_service.core.strategies.model_based import fit_surrogate
 
     from .test_dcsa import _context
 
@@ -245,7 +245,7 @@ def test_incumbent_is_robust_to_a_lucky_noisy_observation() -> None:
     ]
     for incumbent in ("mean", "observed"):
         _, ctx = _context(space, trials, {"incumbent": incumbent})
-        fit = GPBO().fit(ctx, [[0]])
+        fit = fit_surrogate(ctx, [[0]])
         lowest = float(fit.warp(ys).min())
         mean_at_obs = fit.posterior.predict(space.features(ctx.history.x_obs))[0]
         if incumbent == "observed":

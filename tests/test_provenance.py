@@ -70,7 +70,9 @@ def _drive(
     stub_for: Iterator[pb_grpc.SuggestionStub], *, budget: int, batch: int
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Katib's controller in small: labels never sent back, reply.algorithm merged by name."""
-    exp = pb_experiment(ROWS, algorithm="dcsa-bo", settings={"random_state": "5"}, name="exp")
+    exp = pb_experiment(
+        ROWS, algorithm="dcsa-bo", settings={"random_state": "5", "mix": "fixed"}, name="exp"
+    )
     trials: list[pb.Trial] = []
     out = []
     total = 0

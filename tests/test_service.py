@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
+from suggestion_service.core.engine import parse_mix
 from suggestion_service.core.history import TrialState
 from suggestion_service.katib.servicer import SuggestionServicer
 from suggestion_service.observability.metrics import create_metrics
@@ -339,15 +340,14 @@ def test_stop_reports_not_serving() -> None:
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def test_dc_sa_labels_and_importance_reach_the_metrics(
+def test_dc_sa_labels_importance_and_mix_reach_the_metrics(
     server: SuggestionServer, stub: pb_grpc.SuggestionStub
 ) -> None:
     rows = [(f"{g}__x{i}", "double", "0", "1", "", (), "uniform") for g in "ab" for i in range(2)]
     space = space_from(rows)
     history = random_trials(space, 16, seed=11, f=lambda v: 5 * float(v["a__x0"]) ** 2)
-    reply = stub.GetSuggestions(
-        pb_request(pb_experiment(rows, algorithm="dcsa-bo", name="dcsa"), history, 4), timeout=60
-    )
+    fixed = pb_experiment(rows, algorithm="dcsa-bo", name="dcsa", settings={"mix": "fixed"})
+    reply = stub.GetSuggestions(pb_request(fixed, history, 4), timeout=60)
     origins = [a.labels["dcsa.io/origin"] for a in reply.parameter_assignments]
     assert origins[:2] == ["dc", "dc"]
     text = (
@@ -363,3 +363,20 @@ def test_dc_sa_labels_and_importance_reach_the_metrics(
         )
     ]
     assert len(shares) == 2 and sum(shares) == pytest.approx(1.0)
+    # the adaptive mix (the default): its shares reach the reply's settings and the metrics
+    adaptive = pb_experiment(rows, algorithm="dcsa-bo", name="dcsa")
+    reply = stub.GetSuggestions(pb_request(adaptive, history, 2), timeout=60)
+    mix = {s.name: s.value for s in reply.algorithm.algorithm_settings}["dcsa_mix"]
+    assert set(parse_mix(mix)) == {"bo", "sa", "dc"}
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    policy = dict(
+        re.findall(
+            r'^dcsa_policy_share\{algorithm="dcsa-bo",policy="(\w+)"\} ([0-9.e+-]+)$', text, re.M
+        )
+    )
+    assert set(policy) == {"bo", "sa", "dc"}
+    assert sum(float(v) for v in policy.values()) == pytest.approx(1.0)

@@ -21,7 +21,7 @@ import numpy as np
 from .engine_labels import LABEL_ALGORITHM, LABEL_GROUP, LABEL_ORIGIN
 from .errors import InvalidObjectiveError, InvalidRequestError
 from .history import History, Objective, TrialRecord, build_history
-from .provenance import Provenance
+from .provenance import Provenance, encode_sequence
 from .registry import get_strategy
 from .settings import LEDGER_SETTING
 from .space import SearchSpace
@@ -65,11 +65,31 @@ class SuggestResponse:
     fit_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
     importance: dict[str, float] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
+
+
+def format_mix(shares: Mapping[str, float]) -> str:
+    """The ``dcsa_mix`` setting's value: ``bo=0.500,sa=0.300,dc=0.200``."""
+    return ",".join(f"{k}={v:.3f}" for k, v in shares.items())
+
+
+def parse_mix(text: str | None) -> dict[str, float]:
+    """Read ``dcsa_mix`` back (for displays); anything malformed gives an empty mix."""
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            return {}
+        if not sep:
+            return {}
+    return out
 
 
 def validate(
     algorithm: str, space: SearchSpace, objective: Objective, settings: Mapping[str, str]
-) -> tuple[Strategy, dict[str, Any]]:
+) -> tuple[Strategy, Any]:
     """Everything ValidateAlgorithmSettings checks; GetSuggestions runs the same.
 
     Raises:
@@ -78,7 +98,7 @@ def validate(
     if not objective.metric:
         raise InvalidObjectiveError("spec.objective.objectiveMetricName", "must not be empty")
     strategy = get_strategy(algorithm)
-    parsed = strategy.settings.parse(settings, algorithm=algorithm)
+    parsed = strategy.parse_settings(settings)
     strategy.check(space, parsed)
     return strategy, parsed
 
@@ -160,7 +180,7 @@ def suggest(
         req.trials,
         extra_pending=[e.assignments for e in open_ledger],
         extra_names=[e.name for e in open_ledger],
-        warm=[(w.assignments, w.value) for w in settings.get(WARM_START_SETTING) or ()],
+        warm=[(w.assignments, w.value) for w in getattr(settings, WARM_START_SETTING, None) or ()],
     )
     # history issues are logged once per call by the adapter (a summary, not a line per trial)
     if req.n == 0:
@@ -168,10 +188,10 @@ def suggest(
             suggestions=[], ledger=format_ledger(open_ledger), history=history, warnings=warnings
         )
 
-    seed = experiment_seed(req.experiment, settings["random_state"])
+    seed = experiment_seed(req.experiment, settings.random_state)
     # how many suggestions came before this batch (Katib's counter, or what the history shows)
     sequence_start = max(req.total_requested - req.n, len(req.trials) + len(open_ledger), 0)
-    budget = float(settings["time_budget_seconds"])
+    budget = float(settings.time_budget_seconds)
     limit = budget if time_limit is None else min(budget, time_limit)
     ctx = Context(
         space=req.space,
@@ -194,7 +214,7 @@ def suggest(
     for i, prop in enumerate(result.items):
         assignments = req.space.to_strings(prop.row)
         tag = Provenance(prop.origin, prop.number).tag
-        name = _trial_name(req, seed, i, assignments, used_names, tag)
+        name = _trial_name(req, seed, sequence_start + i, assignments, used_names, tag)
         used_names.add(name)
         labels = {LABEL_ORIGIN: prop.origin, LABEL_ALGORITHM: req.algorithm}
         if prop.group is not None:
@@ -210,6 +230,7 @@ def suggest(
         fit_seconds=result.fit_seconds,
         warnings=warnings,
         importance=dict(result.importance),
+        shares=dict(result.shares),
     )
 
 
@@ -225,18 +246,21 @@ def _check(req: SuggestRequest, history: History, result: Proposals) -> None:
 def _trial_name(
     req: SuggestRequest,
     seed: int,
-    i: int,
+    position: int,
     assignments: Mapping[str, str],
     used: set[str],
     tag: str,
 ) -> str:
-    """``<experiment>-<tag>-<8 chars>``: like Katib's own names, derived from the request, with
-    the provenance tag that strategies read back (see provenance.py)."""
+    """``<experiment>-<tag>-<sequence><hash>``: like Katib's own names, derived from the request,
+    with the provenance tag and sequence number that strategies read back (provenance.py)."""
+    head = encode_sequence(position)
     for salt in range(1000):
         digest = hashlib.sha256(
-            json.dumps([seed, req.total_requested, i, salt, sorted(assignments.items())]).encode()
+            json.dumps(
+                [seed, req.total_requested, position, salt, sorted(assignments.items())]
+            ).encode()
         ).hexdigest()
-        name = f"{req.experiment}-{tag}-{_base36(int(digest[:16], 16))[:8]}"
+        name = f"{req.experiment}-{tag}-{head}{_base36(int(digest[:16], 16))[:3]}"
         if name not in used:
             return name
     raise AssertionError("could not find a unique trial name")

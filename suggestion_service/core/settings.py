@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidSettingError, cut, echo
@@ -15,6 +15,10 @@ SETTINGS_FIELD = "spec.algorithm.algorithmSettings"
 #: it is written into GetSuggestionsReply.algorithm, which Katib stores and sends back merged into
 #: the experiment's settings, so points suggested but not yet turned into trials are never repeated.
 LEDGER_SETTING = "dcsa_suggested"
+#: dcsa-bo's current share of slots per policy (``bo=0.5,sa=0.3,dc=0.2``), written into the reply
+#: for people and ``dcsa run``; Katib sends it back merged, and it is ignored on the way in.
+MIX_SETTING = "dcsa_mix"
+SERVICE_SETTINGS = frozenset({LEDGER_SETTING, MIX_SETTING})
 
 
 def parse_int(text: str) -> int:
@@ -146,14 +150,44 @@ def choice_setting(name: str, default: str, doc: str, choices: Sequence[str]) ->
     )
 
 
+def spec(setting: Setting) -> Any:
+    """A field of a typed settings dataclass, declared by its :class:`Setting`.
+
+    The dataclass is the one place a strategy's settings are written: its fields give the
+    validation, the parsed type and default, and the README's per-algorithm table.
+    """
+    return field(default=setting.default, metadata={"setting": setting})
+
+
 @dataclass(frozen=True)
 class SettingsTable:
-    """The settings a strategy declares, in documentation order."""
+    """The settings a strategy declares, in documentation order.
+
+    Built from a frozen dataclass with :meth:`of`; :meth:`typed` parses Katib's strings once
+    into an instance of it.
+    """
 
     settings: tuple[Setting, ...]
+    cls: type | None = None
+
+    @classmethod
+    def of(cls, settings_type: type) -> SettingsTable:
+        rows = []
+        for f in fields(settings_type):
+            setting = f.metadata["setting"]
+            if setting.name != f.name:
+                raise TypeError(f"field {f.name} declares setting {setting.name}")
+            rows.append(setting)
+        return cls(tuple(rows), settings_type)
 
     def names(self) -> list[str]:
         return [s.name for s in self.settings]
+
+    def typed(self, raw: Mapping[str, str], *, algorithm: str) -> Any:
+        """:meth:`parse` into an instance of the settings dataclass."""
+        if self.cls is None:
+            raise TypeError("this table was not built from a settings dataclass")
+        return self.cls(**self.parse(raw, algorithm=algorithm))
 
     def parse(self, raw: Mapping[str, str], *, algorithm: str) -> dict[str, Any]:
         """Parse and check Katib's string settings.
@@ -167,7 +201,7 @@ class SettingsTable:
         table = {s.name: s for s in self.settings}
         out: dict[str, Any] = {s.name: s.default for s in self.settings}
         for name, text in raw.items():
-            if name == LEDGER_SETTING:
+            if name in SERVICE_SETTINGS:
                 continue
             setting = table.get(name)
             if setting is None:

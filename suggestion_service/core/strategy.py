@@ -10,31 +10,37 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .history import History, Objective
-from .settings import Setting, SettingsTable, float_setting, greater_than, int_setting
+from .settings import SettingsTable, float_setting, greater_than, int_setting, spec
 from .space import FloatArray, SearchSpace
 
 #: Where a suggestion came from; also the value of the ``dcsa.io/origin`` trial label.
 ORIGINS = ("initial", "random", "bo", "dc", "sa", "fallback")
 
 
-def common_settings() -> tuple[Setting, ...]:
+@dataclass(frozen=True, kw_only=True)
+class CommonSettings:
     """Settings every strategy accepts."""
-    return (
+
+    random_state: int | None = spec(
         int_setting(
             "random_state",
             None,
             "Seed of every random choice; unset means a seed derived from the experiment name, "
             "so a restarted service gives the same answers.",
             maximum=2**63 - 1,
-        ),
+        )
+    )
+    time_budget_seconds: float = spec(
         float_setting(
             "time_budget_seconds",
             20.0,
-            "Wall-clock budget of one GetSuggestions call (also capped by the call's gRPC "
-            "deadline); slots left when it runs out are filled quasi-randomly.",
+            "Wall-clock safety net of one GetSuggestions call (also capped by the call's gRPC "
+            "deadline): the work of a call is bounded by the other settings, so the same "
+            "request gives the same answer on any machine; if a slow machine still runs out, "
+            "the slots left are filled quasi-randomly, logged and counted.",
             greater_than(0.0),
             maximum=60.0,
-        ),
+        )
     )
 
 
@@ -54,7 +60,7 @@ class Context:
     space: SearchSpace
     objective: Objective
     history: History
-    settings: Mapping[str, Any]
+    settings: Any  # the strategy's settings dataclass, parsed once
     n: int
     seed: int
     rng: np.random.Generator
@@ -86,16 +92,25 @@ class Proposals:
     fallbacks: list[str] = field(default_factory=list)  # one reason per fallback point
     fit_seconds: float | None = None
     importance: dict[str, float] = field(default_factory=dict)  # SA's per-group importance
+    shares: dict[str, float] = field(default_factory=dict)  # the mix's share per slot policy
 
 
 class Strategy(abc.ABC):
-    """Base class of every suggestion algorithm (in the spirit of Optuna's BaseSampler)."""
+    """Base class of every suggestion algorithm (in the spirit of Optuna's BaseSampler).
+
+    ``settings`` is the table built from the strategy's settings dataclass
+    (``SettingsTable.of``); :meth:`parse_settings` turns Katib's strings into an instance.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     settings: ClassVar[SettingsTable]
 
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+    def parse_settings(self, raw: Mapping[str, str]) -> Any:
+        """Katib's strings -> the typed settings (raise InvalidSettingError naming the field)."""
+        return self.settings.typed(raw, algorithm=self.name)
+
+    def check(self, space: SearchSpace, settings: Any) -> None:
         """Cross-field validation beyond the settings table (raise InvalidArgumentError)."""
         return None
 

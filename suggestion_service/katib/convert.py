@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._generated import api_pb2 as pb
-from ..core.engine import SuggestRequest, SuggestResponse
+from ..core.engine import SuggestRequest, SuggestResponse, format_mix
 from ..core.errors import InvalidObjectiveError, InvalidRequestError, InvalidSearchSpaceError, echo
 from ..core.history import Goal, Objective, TrialRecord, TrialState
-from ..core.settings import LEDGER_SETTING
+from ..core.settings import LEDGER_SETTING, MIX_SETTING
 from ..core.space import Parameter, SearchSpace, make_parameter, make_space
 
 _TYPES = {
@@ -172,6 +172,9 @@ def to_reply(response: SuggestResponse, algorithm: str) -> pb.GetSuggestionsRepl
         _copy_labels(item.labels, s.labels)
     reply.algorithm.algorithm_name = algorithm
     reply.algorithm.algorithm_settings.add(name=LEDGER_SETTING, value=response.ledger)
+    if response.shares:
+        # dcsa-bo's current mix, for people (kubectl get experiment) and dcsa run's live view
+        reply.algorithm.algorithm_settings.add(name=MIX_SETTING, value=format_mix(response.shares))
     return reply
 
 

@@ -112,6 +112,8 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         for group, value in response.importance.items():
             # group names come from the Experiment's partition: few, and fixed per experiment
             m.group_importance.labels(alg, group).set(value / total if total > 0 else 0.0)
+        for policy, share in response.shares.items():
+            m.policy_share.labels(alg, policy).set(share)
         if response.fallbacks:
             log.warning(
                 "%d of %d suggestions fell back to quasi-random points: %s",

@@ -29,10 +29,11 @@ def status_line(snap: Snapshot) -> str:
         if snap.best is None or snap.best_value is None
         else f"{snap.metric}={snap.best.metrics[snap.metric]} ({snap.best.name})"
     )
+    mix = "".join(f"  {k} {v:.0%}" for k, v in snap.mix.items())
     return (
         f"{snap.experiment} [{snap.algorithm}]  done {snap.done}/{total}  "
         f"running {snap.running}  failed {snap.failed}  best {best}  "
-        f"elapsed {_clock(snap.elapsed)}"
+        f"elapsed {_clock(snap.elapsed)}" + (f"  mix:{mix}" if mix else "")
     )
 
 

@@ -30,6 +30,8 @@ import grpc
 
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
+from ..core.engine import parse_mix
+from ..core.settings import MIX_SETTING
 from . import controller as ctl
 from .experiment import Experiment
 from .state import (
@@ -95,6 +97,7 @@ class Snapshot:
     best_value: float | None
     metric: str
     elapsed: float
+    mix: Mapping[str, float] = field(default_factory=dict)  # dcsa-bo's share per slot policy
 
     @property
     def done(self) -> int:
@@ -491,6 +494,7 @@ class Runner:
             best_value=None if best is None else objective_value(best, self.exp.objective_metric),
             metric=self.exp.objective_metric,
             elapsed=self.clock() - self._t0,
+            mix=parse_mix(dict(self._state.algorithm_settings).get(MIX_SETTING)),
         )
 
     def _describe(self, row: TrialRow) -> str:

@@ -45,6 +45,7 @@ class Metrics:
     history_issues: Counter
     best_objective: Gauge
     group_importance: Gauge
+    policy_share: Gauge
     rejected: Counter
     search_space_exhausted: Counter
     build_info: Info
@@ -95,7 +96,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         fallbacks=Counter(
             "dcsa_fallbacks_total",
             "Suggestions filled quasi-randomly instead of by the model, by reason "
-            "(deadline, model_error, no_candidate).",
+            "(deadline, model_error, no_candidate, slot_limit).",
             ("algorithm", "reason"),
             registry=reg,
         ),
@@ -123,6 +124,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "dcsa_group_importance",
             "SA's share of importance per subnetwork group in the latest request (sums to 1).",
             ("algorithm", "group"),
+            registry=reg,
+        ),
+        policy_share=Gauge(
+            "dcsa_policy_share",
+            "dcsa-bo's adaptive mix: the share of slots each policy (bo, sa, dc) gets in the "
+            "latest request.",
+            ("algorithm", "policy"),
             registry=reg,
         ),
         rejected=Counter(

@@ -3,19 +3,26 @@
 Only the paper's abstract is public; these procedures are our own design consistent with it, not
 a reproduction of the paper's code (see README and docs/dc-sa.md).
 
-Both add-ons sit on the additive-by-group GP (one Matern-5/2 ARD component per subnetwork, each
-with its own output scale):
+All three run :class:`~.model_based.ModelBased`'s batch loop with slot policies over the
+parameters partitioned by subnetwork:
 
-- **DC** (divide and conquer): every ``dc_interval`` completed trials after the initial design,
-  take the top ``dc_top_m`` trials, collect each group's distinct configurations among them, and
-  score the cross product (minus every known point) by the sum of the per-group component means;
-  the best ``dc_batch`` combinations are proposed.
-- **SA** (subnetwork adaptive): each remaining slot picks a group with probability
-  ``sa_epsilon / K + (1 - sa_epsilon) * I_k / sum(I)``, where ``I_k`` is the variance of group
-  k's component mean over its own space, and maximises the acquisition over that group's
-  parameters alone with the other groups held at the incumbent. A share ``sa_full_share`` of the
-  slots stays ordinary full-space BO so a wrong importance estimate or a cross-group interaction
-  cannot trap the search.
+- **BO**: maximise the acquisition over the whole space.
+- **SA** (subnetwork adaptive): pick group k with probability
+  ``sa_epsilon / K + (1 - sa_epsilon) * I_k / sum(I)``, where ``I_k`` is the group's importance
+  (the expected variance of the posterior mean when only group k moves), and maximise the
+  acquisition over group k's parameters alone, the other groups held at the incumbent.
+- **DC** (divide and conquer): take the top ``dc_top_m`` trials, collect each group's distinct
+  configurations among them, and propose the best (lowest posterior mean) unseen combination of
+  the cross product.
+
+``dc-bo`` runs a DC round of ``dc_batch`` slots every ``dc_interval`` completed trials and BO in
+between; ``sa-bo`` gives each slot to SA or, with probability ``sa_full_share``, to BO.
+``dcsa-bo`` allocates each slot among BO, SA and DC by their measured success in this experiment
+(``mix: adaptive``, see mix.py), or, with ``mix: fixed``, as dc-bo's rounds plus sa-bo's slots.
+
+The surrogate is additive by group (one Matern-5/2 ARD component per subnetwork, each with its
+own output scale) or, with ``surrogate: full``, the plain GP of gp-bo; the policies only read its
+posterior mean, so they work with either.
 
 Everything is recomputed from the request's history and seeded, so the same request gives the
 same answer, also after a restart.
@@ -25,285 +32,380 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import provenance
 from ..engine_labels import LABEL_DC_ROUND
-from ..errors import InvalidSettingError
-from ..partition import (
-    SUBNETWORKS_SETTING,
-    Partition,
-    make_partition,
-    parse_subnetworks,
-)
+from ..partition import SUBNETWORKS_SETTING, Partition, make_partition, parse_subnetworks
 from ..sampling import sobol_latent
 from ..settings import (
-    SETTINGS_FIELD,
     Setting,
     SettingsTable,
     between,
+    choice_setting,
+    float_setting,
     int_setting,
+    spec,
 )
 from ..space import FloatArray, SearchSpace
-from ..strategy import Context, Proposal, Proposals
-from .gp_bo import GPBO, Fit, gp_settings, initial_design_size
+from ..strategy import Proposal
+from .mix import policy_shares
+from .model_based import (
+    Batch,
+    GPSettings,
+    ModelBased,
+    SlotPolicy,
+    Surrogate,
+    full_space_bo,
+    initial_design_size,
+    maximise_acquisition,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _subnetworks_setting() -> Setting:
-    return Setting(
-        name=SUBNETWORKS_SETTING,
-        type_name="json",
-        default=None,
-        parse=parse_subnetworks,
-        doc='Partition as a JSON object {"group": ["param", ...]}; unset means the naming '
-        "convention <group>__<param>; parameters in no group form the group global.",
+# ---- settings ------------------------------------------------------------------------------
+_SUBNETWORKS = Setting(
+    name=SUBNETWORKS_SETTING,
+    type_name="json",
+    default=None,
+    parse=parse_subnetworks,
+    doc='Partition as a JSON object {"group": ["param", ...]}; unset means the naming '
+    "convention <group>__<param>; parameters in no group form the group global.",
+)
+
+
+_SURROGATE = choice_setting(
+    "surrogate",
+    "additive",
+    "The GP: additive (one component per subnetwork) or full (one over all parameters, "
+    "as gp-bo; captures interactions between subnetworks).",
+    ("additive", "full"),
+)
+
+
+_DC_TOP_M = int_setting(
+    "dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2, maximum=64
+)
+
+
+def _dc_interval(default: int) -> Setting:
+    return int_setting(
+        "dc_interval",
+        default,
+        "DC: completed trials between two DC rounds (1: a round whenever a trial completed).",
+        minimum=1,
+        maximum=100_000,
     )
 
 
-def _dc_settings(interval: int) -> tuple[Setting, ...]:
-    """DC's settings; ``interval`` is the default of dc_interval (per strategy, measured)."""
-    return (
-        int_setting(
-            "dc_top_m", 5, "DC: how many top trials donate subnetworks.", minimum=2, maximum=64
-        ),
-        int_setting(
-            "dc_interval",
-            interval,
-            "DC: completed trials between two DC rounds (1: a round whenever a trial completed; "
-            "default 1 for dc-bo, 5 for dcsa-bo, where SA fills the slots in between).",
-            minimum=1,
-            maximum=100_000,
-        ),
-        int_setting("dc_batch", 2, "DC: combinations proposed per round.", minimum=1, maximum=1000),
-        int_setting(
-            "dc_max_candidates",
-            4096,
-            "DC: the cross product is sampled down to this many candidates.",
-            minimum=1,
-            maximum=65_536,
-        ),
-    )
+_DC_BATCH = int_setting(
+    "dc_batch", 2, "DC: combinations proposed per round.", minimum=1, maximum=1000
+)
 
 
-def _sa_settings() -> tuple[Setting, ...]:
-    from ..settings import float_setting
-
-    return (
-        float_setting(
-            "sa_epsilon",
-            0.2,
-            "SA: exploration floor; every group is picked with probability >= epsilon / K.",
-            between(0.0, 1.0),
-        ),
-        float_setting(
-            "sa_full_share",
-            0.5,
-            "SA: share of slots kept as ordinary full-space BO.",
-            between(0.0, 1.0),
-        ),
-    )
+_DC_MAX_CANDIDATES = int_setting(
+    "dc_max_candidates",
+    4096,
+    "DC: the cross product is sampled down to this many candidates.",
+    minimum=1,
+    maximum=65_536,
+)
 
 
-class _GroupedBO(GPBO):
-    """Shared machinery: partition, additive surrogate, DC round and SA slots."""
+_SA_EPSILON = float_setting(
+    "sa_epsilon",
+    0.2,
+    "SA: exploration floor; every group is picked with probability >= epsilon / K.",
+    between(0.0, 1.0),
+)
 
-    use_dc = False
-    use_sa = False
 
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
-        super().check(space, settings)
-        make_partition(space, settings[SUBNETWORKS_SETTING])
-        if self.use_dc and settings["dc_top_m"] < 2:
-            raise InvalidSettingError(f"{SETTINGS_FIELD}[dc_top_m]", "must be >= 2")
+_SA_FULL_SHARE = float_setting(
+    "sa_full_share",
+    0.5,
+    "SA: share of slots kept as ordinary full-space BO.",
+    between(0.0, 1.0),
+)
 
-    def partition(self, ctx: Context) -> Partition:
-        return make_partition(ctx.space, ctx.settings[SUBNETWORKS_SETTING])
 
-    def feature_groups(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[list[int]]:
-        return make_partition(space, settings[SUBNETWORKS_SETTING]).feature_groups()
+@dataclass(frozen=True, kw_only=True)
+class DCSettings(GPSettings):
+    subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
+    surrogate: str = spec(_SURROGATE)
+    dc_top_m: int = spec(_DC_TOP_M)
+    dc_interval: int = spec(_dc_interval(1))
+    dc_batch: int = spec(_DC_BATCH)
+    dc_max_candidates: int = spec(_DC_MAX_CANDIDATES)
 
-    # ---- the batch -------------------------------------------------------------------------
-    def plan(
-        self, ctx: Context, fit: Fit, out: Proposals, taken: set[tuple[str, ...]]
-    ) -> Callable[[], Proposal | None]:
-        """DC's round first (if due), then each slot is SA (by importance) or full-space BO."""
-        part = self.partition(ctx)
-        if self.use_dc:
-            self._dc_round(ctx, fit, part, out, taken)
-        if not (self.use_sa and len(part.groups) > 1):
-            return super().plan(ctx, fit, out, taken)
-        importance = self.importance(ctx, fit, part)
-        out.importance = dict(zip(part.names, importance.tolist(), strict=True))
-        probs = self.group_probabilities(importance, float(ctx.settings["sa_epsilon"]))
-        full_share = float(ctx.settings["sa_full_share"])
 
-        def next_slot() -> Proposal | None:
-            if ctx.rng.random() >= full_share:
-                k = int(ctx.rng.choice(len(part.groups), p=probs))
-                proposal = self._sa_slot(ctx, fit, part, k, out, taken)
-                if proposal is not None:
-                    return proposal
-            return self.bo_slot(ctx, fit, out, taken)
+@dataclass(frozen=True, kw_only=True)
+class SASettings(GPSettings):
+    subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
+    surrogate: str = spec(_SURROGATE)
+    sa_epsilon: float = spec(_SA_EPSILON)
+    sa_full_share: float = spec(_SA_FULL_SHARE)
 
-        return next_slot
 
-    # ---- DC ----------------------------------------------------------------------------------
-    def dc_round_due(self, ctx: Context) -> tuple[int, int] | None:
-        """The DC round due now and how many of its ``dc_batch`` slots are left, or None.
-
-        Round r = (completed - n_initial_points) // dc_interval; its suggestions are named with
-        the tag ``d<r>`` (provenance.py; Katib sends names back, never labels), so a round spans
-        calls until ``dc_batch`` trials or open suggestions carry it.
-        """
-        h = ctx.history
-        n_init = initial_design_size(ctx.space, ctx.settings)
-        if h.n_obs < max(n_init, 2):
-            return None
-        current = (h.n_obs - n_init) // int(ctx.settings["dc_interval"])
-        mine = (provenance.parse(ctx.experiment, name) for name in h.names)
-        used = sum(1 for p in mine if p is not None and p.origin == "dc" and p.number == current)
-        left = int(ctx.settings["dc_batch"]) - used
-        return (current, left) if left > 0 else None
-
-    def dc_candidates(
-        self, ctx: Context, fit: Fit, part: Partition, taken: set[tuple[str, ...]]
-    ) -> list[FloatArray]:
-        """Cross-product children of the top trials, best (lowest summed mean) first."""
-        h = ctx.history
-        top = h.x_obs[np.argsort(h.y_obs, kind="stable")[: int(ctx.settings["dc_top_m"])]]
-        per_group: list[list[FloatArray]] = []
-        for g in part.groups:
-            seen: dict[tuple[float, ...], FloatArray] = {}
-            for row in top:
-                seen.setdefault(tuple(row[list(g.params)].tolist()), row[list(g.params)])
-            per_group.append(list(seen.values()))
-        sizes = [len(c) for c in per_group]
-        total = int(np.prod(sizes))
-        limit = int(ctx.settings["dc_max_candidates"])
-        if total <= limit:
-            combos = list(itertools.product(*(range(s) for s in sizes)))
-        else:
-            picks = ctx.rng.integers(0, sizes, size=(limit, len(sizes)))
-            combos = sorted({tuple(int(v) for v in c) for c in picks})
-        rows = []
-        for combo in combos:
-            row = np.empty(len(ctx.space))
-            for g, configs, i in zip(part.groups, per_group, combo, strict=True):
-                row[list(g.params)] = configs[i]
-            if ctx.space.key(row) not in taken:
-                rows.append(row)
-        if not rows:
-            return []
-        cand = np.vstack(rows)
-        feats = ctx.space.features(cand)
-        score = sum(fit.posterior.component_mean(feats, k) for k in range(len(part.groups)))
-        order = np.argsort(np.asarray(score), kind="stable")
-        return [cand[i] for i in order]
-
-    def _dc_round(
-        self, ctx: Context, fit: Fit, part: Partition, out: Proposals, taken: set[tuple[str, ...]]
-    ) -> None:
-        if len(part.groups) < 2:
-            return  # one group: the cross product is the parents themselves
-        due = self.dc_round_due(ctx)
-        if due is None:
-            return
-        round_no, left = due
-        room = min(left, ctx.n - len(out.items))
-        for row in self.dc_candidates(ctx, fit, part, taken)[:room]:
-            out.items.append(
-                Proposal(row, "dc", labels={LABEL_DC_ROUND: str(round_no)}, number=round_no)
-            )
-            taken.add(ctx.space.key(row))
-
-    # ---- SA ----------------------------------------------------------------------------------
-    def importance(self, ctx: Context, fit: Fit, part: Partition) -> FloatArray:
-        """Variance of each group's component mean over the space (quasi-random sample).
-
-        Differences within one component are identified by the data; its constant offset and
-        its pointwise variance are not (any constant can move between components), which is
-        why importance is a spread of the mean and not a bound built on component variances.
-        """
-        typed = ctx.space.from_latent(sobol_latent(len(ctx.space), 256, ctx.seed))
-        feats = ctx.space.features(typed)
-        return np.array(
-            [float(np.var(fit.posterior.component_mean(feats, k))) for k in range(len(part.groups))]
+@dataclass(frozen=True, kw_only=True)
+class DCSASettings(GPSettings):
+    subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
+    surrogate: str = spec(_SURROGATE)
+    mix: str = spec(
+        choice_setting(
+            "mix",
+            "adaptive",
+            "How slots are shared among BO, SA and DC: adaptive (by the improvement each "
+            "policy's trials brought in this experiment) or fixed (DC rounds every dc_interval "
+            "trials, the other slots SA or, with probability sa_full_share, BO).",
+            ("adaptive", "fixed"),
         )
+    )
+    mix_floor: float = spec(
+        float_setting(
+            "mix_floor",
+            0.1,
+            "Adaptive mix: every policy gets at least this share of the slots.",
+            between(0.0, 1.0 / 3.0),
+        )
+    )
+    mix_window: int = spec(
+        int_setting(
+            "mix_window",
+            10,
+            "Adaptive mix: a policy is judged on its last this-many completed trials.",
+            minimum=1,
+            maximum=10_000,
+        )
+    )
+    dc_top_m: int = spec(_DC_TOP_M)
+    dc_interval: int = spec(_dc_interval(5))
+    dc_batch: int = spec(_DC_BATCH)
+    dc_max_candidates: int = spec(_DC_MAX_CANDIDATES)
+    sa_epsilon: float = spec(_SA_EPSILON)
+    sa_full_share: float = spec(_SA_FULL_SHARE)
+
+
+# ---- SA ------------------------------------------------------------------------------------
+def group_importance(
+    model: Surrogate, space: SearchSpace, part: Partition, seed: int, *, base: int = 64
+) -> FloatArray:
+    """Each group's importance: the expected variance of the posterior mean when only that
+    group's parameters move (a total-effect index of the mean, estimated on Sobol points).
+
+    Works for the additive and the full surrogate alike; for an additive one it is the variance
+    of the group's component. Differences, not levels, of the mean are identified by the data,
+    which is why importance is a spread of the mean and not built on posterior variances.
+    """
+    p = len(space)
+    anchors = space.from_latent(sobol_latent(p, base, seed))
+    moves = space.from_latent(sobol_latent(p, 16, seed + 1))
+    out = np.empty(len(part.groups))
+    for k, g in enumerate(part.groups):
+        cols = list(g.params)
+        rows = np.repeat(anchors, moves.shape[0], axis=0)
+        rows[:, cols] = np.tile(moves[:, cols], (base, 1))
+        m = model.posterior.mean(space.features(rows)).reshape(base, moves.shape[0])
+        out[k] = float(np.mean(np.var(m, axis=1)))
+    return out
+
+
+def group_probabilities(importance: FloatArray, epsilon: float) -> FloatArray:
+    """epsilon / K + (1 - epsilon) * I_k / sum(I); uniform when no group matters yet."""
+    k = importance.shape[0]
+    total = float(importance.sum())
+    share = importance / total if total > 0 and np.isfinite(total) else np.full(k, 1.0 / k)
+    p = epsilon / k + (1.0 - epsilon) * share
+    return np.asarray(p / p.sum())
+
+
+class GroupMove:
+    """SA's slot policy: search one group, picked by importance, the others at the incumbent."""
+
+    def __init__(self, batch: Batch, model: Surrogate, part: Partition, epsilon: float):
+        ctx = batch.ctx
+        self.part = part
+        importance = group_importance(model, ctx.space, part, ctx.seed)
+        batch.out.importance = dict(zip(part.names, importance.tolist(), strict=True))
+        self.probabilities = group_probabilities(importance, epsilon)
+
+    def __call__(self, batch: Batch, model: Surrogate) -> Proposal | None:
+        h = batch.ctx.history
+        best = h.best_index()
+        if best is None:
+            return None
+        k = int(batch.ctx.rng.choice(len(self.part.groups), p=self.probabilities))
+        group = self.part.groups[k]
+        row = maximise_acquisition(batch, model, columns=group.params, anchor=h.x_obs[best])
+        return None if row is None else Proposal(row, "sa", group=group.name, number=k)
+
+
+# ---- DC ------------------------------------------------------------------------------------
+def dc_candidates(
+    batch: Batch, model: Surrogate, part: Partition, top_m: int, limit: int
+) -> list[FloatArray]:
+    """Cross-product children of the top trials, unseen, best (lowest posterior mean) first."""
+    ctx = batch.ctx
+    h = ctx.history
+    top = h.x_obs[np.argsort(h.y_obs, kind="stable")[:top_m]]
+    per_group: list[list[FloatArray]] = []
+    for g in part.groups:
+        seen: dict[tuple[float, ...], FloatArray] = {}
+        for row in top:
+            seen.setdefault(tuple(row[list(g.params)].tolist()), row[list(g.params)])
+        per_group.append(list(seen.values()))
+    sizes = [len(c) for c in per_group]
+    if int(np.prod(sizes)) <= limit:
+        combos = list(itertools.product(*(range(s) for s in sizes)))
+    else:
+        picks = ctx.rng.integers(0, sizes, size=(limit, len(sizes)))
+        combos = sorted({tuple(int(v) for v in c) for c in picks})
+    rows = []
+    for combo in combos:
+        row = np.empty(len(ctx.space))
+        for g, configs, i in zip(part.groups, per_group, combo, strict=True):
+            row[list(g.params)] = configs[i]
+        if ctx.space.key(row) not in batch.taken:
+            rows.append(row)
+    if not rows:
+        return []
+    cand = np.vstack(rows)
+    order = np.argsort(model.posterior.mean(ctx.space.features(cand)), kind="stable")
+    return [cand[i] for i in order]
+
+
+class Recombination:
+    """DC's slot policy: the best unseen child of the top trials (computed once per batch)."""
+
+    def __init__(self, part: Partition, top_m: int, limit: int, number: int | None = None):
+        self.part, self.top_m, self.limit, self.number = part, top_m, limit, number
+        self._children: list[FloatArray] | None = None
+
+    def __call__(self, batch: Batch, model: Surrogate) -> Proposal | None:
+        if len(self.part.groups) < 2:
+            return None  # one group: the cross product is the parents themselves
+        if self._children is None:
+            self._children = dc_candidates(batch, model, self.part, self.top_m, self.limit)
+        while self._children:
+            row = self._children.pop(0)
+            if batch.ctx.space.key(row) not in batch.taken:
+                labels = {} if self.number is None else {LABEL_DC_ROUND: str(self.number)}
+                return Proposal(row, "dc", labels=labels, number=self.number)
+        return None
+
+
+def dc_round_due(batch: Batch, interval: int, size: int) -> tuple[int, int] | None:
+    """The DC round due now and how many of its ``size`` slots are left, or None.
+
+    Round r = (completed - initial design) // interval; its suggestions are named with the tag
+    ``d<r>`` (provenance.py; Katib sends names back, never labels), so a round spans calls until
+    ``size`` trials or open suggestions carry it.
+    """
+    ctx = batch.ctx
+    h = ctx.history
+    n_init = initial_design_size(ctx.space, ctx.settings)
+    if h.n_obs < max(n_init, 2):
+        return None
+    current = (h.n_obs - n_init) // interval
+    mine = (provenance.parse(ctx.experiment, name) for name in h.names)
+    used = sum(1 for p in mine if p is not None and p.origin == "dc" and p.number == current)
+    left = size - used
+    return (current, left) if left > 0 else None
+
+
+# ---- the strategies --------------------------------------------------------------------------
+class _Grouped(ModelBased):
+    """Partitioned strategies: the partition is built once per call, in :meth:`plan`."""
+
+    def check(self, space: SearchSpace, settings: Any) -> None:
+        super().check(space, settings)
+        make_partition(space, settings.subnetworks)
+
+    def feature_groups(self, space: SearchSpace, settings: Any) -> list[list[int]]:
+        if settings.surrogate == "full":
+            return [list(range(space.n_features))]
+        return make_partition(space, settings.subnetworks).feature_groups()
 
     @staticmethod
-    def group_probabilities(importance: FloatArray, epsilon: float) -> FloatArray:
-        """epsilon / K + (1 - epsilon) * I_k / sum(I); uniform when no group matters yet."""
-        k = importance.shape[0]
-        total = float(importance.sum())
-        share = importance / total if total > 0 and np.isfinite(total) else np.full(k, 1.0 / k)
-        p = epsilon / k + (1.0 - epsilon) * share
-        return np.asarray(p / p.sum())
+    def partition(batch: Batch) -> Partition:
+        return make_partition(batch.ctx.space, batch.ctx.settings.subnetworks)
 
-    def _sa_slot(
-        self,
-        ctx: Context,
-        fit: Fit,
-        part: Partition,
-        k: int,
-        out: Proposals,
-        taken: set[tuple[str, ...]],
-    ) -> Proposal | None:
-        """Search group k alone, other groups fixed at the incumbent; None if nothing new."""
-        h = ctx.history
-        best_i = h.best_index()
-        if best_i is None:
-            return None
-        incumbent = h.x_obs[best_i]
-        cols = list(part.groups[k].params)
-        sub = SearchSpace(tuple(ctx.space.parameters[i] for i in cols))
-        embed = _embedder(incumbent, cols)
-        row = self.best_point(
-            ctx,
-            fit,
-            pending=self.pending_rows(ctx, out),
-            exclude=taken,
-            slot=len(out.items),
-            space=sub,
-            embed=embed,
-        )
-        if row is None:
-            return None
-        return Proposal(row, "sa", group=part.groups[k].name, number=k)
+    @staticmethod
+    def dc_round(batch: Batch, part: Partition) -> Iterator[SlotPolicy]:
+        """The slots of a DC round, if one is due (none with a single group)."""
+        s = batch.ctx.settings
+        due = dc_round_due(batch, s.dc_interval, s.dc_batch) if len(part.groups) > 1 else None
+        if due is None:
+            return iter(())
+        round_no, left = due
+        dc = Recombination(part, s.dc_top_m, s.dc_max_candidates, number=round_no)
+        return itertools.repeat(dc, left)
+
+    @staticmethod
+    def sa_or_bo(batch: Batch, model: Surrogate, part: Partition) -> Iterator[SlotPolicy]:
+        """Each slot SA's move or, with probability ``sa_full_share``, full-space BO."""
+        s = batch.ctx.settings
+        if len(part.groups) < 2:
+            return itertools.repeat(full_space_bo)
+        sa = GroupMove(batch, model, part, s.sa_epsilon)
+        rng = batch.ctx.rng
+        return (full_space_bo if rng.random() < s.sa_full_share else sa for _ in itertools.count())
 
 
-def _embedder(incumbent: FloatArray, cols: list[int]) -> Callable[[FloatArray], FloatArray]:
-    def embed(sub_rows: FloatArray) -> FloatArray:
-        rows = np.repeat(incumbent[None, :], sub_rows.shape[0], axis=0)
-        rows[:, cols] = sub_rows
-        return rows
-
-    return embed
-
-
-class DCBO(_GroupedBO):
+class DCBO(_Grouped):
     name = "dc-bo"
     summary = "Additive-by-subnetwork GP BO with divide-and-conquer rounds."
-    use_dc = True
-    settings = SettingsTable((*gp_settings(), _subnetworks_setting(), *_dc_settings(1)))
+    settings = SettingsTable.of(DCSettings)
+
+    def plan(self, batch: Batch, model: Surrogate) -> Iterator[SlotPolicy]:
+        part = self.partition(batch)
+        return itertools.chain(self.dc_round(batch, part), itertools.repeat(full_space_bo))
 
 
-class SABO(_GroupedBO):
+class SABO(_Grouped):
     name = "sa-bo"
     summary = "Additive-by-subnetwork GP BO with subnetwork-adaptive allocation."
-    use_sa = True
-    settings = SettingsTable((*gp_settings(), _subnetworks_setting(), *_sa_settings()))
+    settings = SettingsTable.of(SASettings)
+
+    def plan(self, batch: Batch, model: Surrogate) -> Iterator[SlotPolicy]:
+        return self.sa_or_bo(batch, model, self.partition(batch))
 
 
-class DCSABO(_GroupedBO):
+class DCSABO(_Grouped):
     name = "dcsa-bo"
-    summary = "Additive-by-subnetwork GP BO with DC rounds and SA allocation."
-    use_dc = True
-    use_sa = True
-    settings = SettingsTable(
-        (*gp_settings(), _subnetworks_setting(), *_dc_settings(5), *_sa_settings())
-    )
+    summary = "Subnetwork-partitioned GP BO sharing slots among BO, SA and DC by their success."
+    settings = SettingsTable.of(DCSASettings)
+
+    def plan(self, batch: Batch, model: Surrogate) -> Iterator[SlotPolicy]:
+        part = self.partition(batch)
+        s: DCSASettings = batch.ctx.settings
+        if s.mix == "fixed":
+            return itertools.chain(self.dc_round(batch, part), self.sa_or_bo(batch, model, part))
+        if len(part.groups) < 2:
+            return itertools.repeat(full_space_bo)
+        names = ("bo", "sa", "dc")
+        shares = policy_shares(
+            batch.ctx.history, batch.ctx.experiment, names, floor=s.mix_floor, window=s.mix_window
+        )
+        batch.out.shares = shares
+        policies: dict[str, SlotPolicy] = {
+            "bo": full_space_bo,
+            "sa": GroupMove(batch, model, part, s.sa_epsilon),
+            "dc": Recombination(part, s.dc_top_m, s.dc_max_candidates),
+        }
+        p = np.array([shares[n] for n in names])
+        rng = batch.ctx.rng
+        return (policies[names[int(rng.choice(len(names), p=p))]] for _ in itertools.count())
+
+
+__all__ = [
+    "DCBO",
+    "DCSABO",
+    "SABO",
+    "group_importance",
+    "group_probabilities",
+]

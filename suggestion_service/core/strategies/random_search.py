@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from ..sampling import quasi_random_fill
 from ..settings import SettingsTable
-from ..strategy import Context, Proposal, Proposals, Strategy, common_settings
+from ..strategy import CommonSettings, Context, Proposal, Proposals, Strategy
 
 
 class RandomSearch(Strategy):
     name = "random"
     summary = "Scrambled Sobol points, never repeating an evaluated, pending or failed point."
-    settings = SettingsTable(common_settings())
+    settings = SettingsTable.of(CommonSettings)
 
     def propose(self, ctx: Context) -> Proposals:
         rows = quasi_random_fill(
