@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -440,6 +440,9 @@ class TrainingSet:
     x: FloatArray
     y: FloatArray
     enough: bool
+    index: np.ndarray[Any, np.dtype[np.intp]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.intp)
+    )  # each row's index into RungState.x_completed (the history's x_obs)
 
 
 def default_min_points(ladder: Ladder) -> int:
@@ -468,7 +471,7 @@ def rung_training_set(state: RungState, *, min_points: int | None = None) -> Tra
     p = len(state.ladder.space)
     x = state.x_completed[index] if len(index) else np.zeros((0, p))
     y = np.array([e.value for _, e in items], dtype=np.float64)
-    return TrainingSet(rung=chosen, x=x, y=y, enough=enough)
+    return TrainingSet(rung=chosen, x=x, y=y, enough=enough, index=index)
 
 
 def budget_training_set(state: RungState, *, min_points: int | None = None) -> TrainingSet:
@@ -480,7 +483,8 @@ def budget_training_set(state: RungState, *, min_points: int | None = None) -> T
     need = default_min_points(state.ladder) if min_points is None else min_points
     finite = np.isfinite(state.y_completed)
     x, y = state.x_completed[finite], state.y_completed[finite]
-    return TrainingSet(rung=None, x=x, y=y, enough=len(y) >= need)
+    index = np.flatnonzero(finite).astype(np.intp)
+    return TrainingSet(rung=None, x=x, y=y, enough=len(y) >= need, index=index)
 
 
 def at_lowest_rung(ladder: Ladder, rows: FloatArray) -> FloatArray:

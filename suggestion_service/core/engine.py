@@ -25,6 +25,7 @@ from .provenance import Provenance, encode_sequence
 from .registry import get_strategy
 from .settings import LEDGER_SETTING
 from .space import SearchSpace
+from .strategies import fidelity
 from .strategy import Context, Proposals, Strategy
 from .warm_start import WARM_START_SETTING
 
@@ -206,7 +207,7 @@ def suggest(
         deadline=start + limit,
         experiment=req.experiment,
     )
-    result: Proposals = strategy.propose(ctx)
+    result: Proposals = fidelity.propose(strategy, ctx)
     _check(req, history, result)
 
     suggestions = []

@@ -9,7 +9,8 @@ about a trial's origin is written into its name::
 
 where ``tag`` is the origin's letter plus an optional number: ``i`` initial design, ``r``
 random, ``b`` model-based BO, ``f`` fallback, ``s<k>`` SA's move in group k (partition order),
-``d<r>`` DC round r (``d`` alone: a DC slot of the adaptive mix). The sequence number is the
+``d<r>`` DC round r (``d`` alone: a DC slot of the adaptive mix), ``p<k>`` an ASHA promotion to
+rung k. The sequence number is the
 suggestion's position in the experiment (base 36, modulo 36^5), so the order in which trials were
 suggested can be read back too (Katib lists trials by name, not by time); dcsa-bo's adaptive mix
 credits each policy with what its trials improved on the incumbent of their time. The labels stay,
@@ -24,9 +25,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_LETTERS = {"initial": "i", "random": "r", "bo": "b", "fallback": "f", "sa": "s", "dc": "d"}
+_LETTERS = {
+    "initial": "i",
+    "random": "r",
+    "bo": "b",
+    "fallback": "f",
+    "sa": "s",
+    "dc": "d",
+    "promotion": "p",
+}
 _ORIGINS = {v: k for k, v in _LETTERS.items()}
-_TAG = re.compile(r"^([irbfsd])(\d{0,12})$")
+_TAG = re.compile(r"^([irbfsdp])(\d{0,12})$")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 SEQUENCE_CHARS = 5
 SEQUENCE_MODULUS = 36**SEQUENCE_CHARS

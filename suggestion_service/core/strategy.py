@@ -9,12 +9,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .asha import asha_settings, make_ladder
 from .history import History, Objective
 from .settings import SettingsTable, float_setting, greater_than, int_setting, spec
 from .space import FloatArray, SearchSpace
 
 #: Where a suggestion came from; also the value of the ``dcsa.io/origin`` trial label.
-ORIGINS = ("initial", "random", "bo", "dc", "sa", "fallback")
+ORIGINS = ("initial", "random", "bo", "dc", "sa", "fallback", "promotion")
+
+_RESOURCE, _ETA = asha_settings()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +45,8 @@ class CommonSettings:
             maximum=60.0,
         )
     )
+    resource_name: str | None = spec(_RESOURCE)
+    eta: int = spec(_ETA)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,8 +116,12 @@ class Strategy(abc.ABC):
         return self.settings.typed(raw, algorithm=self.name)
 
     def check(self, space: SearchSpace, settings: Any) -> None:
-        """Cross-field validation beyond the settings table (raise InvalidArgumentError)."""
-        return None
+        """Cross-field validation beyond the settings table (raise InvalidArgumentError).
+
+        Subclasses extend it (calling ``super().check``); here: the ASHA budget parameter.
+        """
+        if settings.resource_name is not None:
+            make_ladder(space, settings.resource_name, settings.eta)
 
     @abc.abstractmethod
     def propose(self, ctx: Context) -> Proposals:

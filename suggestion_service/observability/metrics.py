@@ -89,7 +89,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         suggestions=Counter(
             "dcsa_suggestions_total",
-            "Suggested trials, by where they came from (initial, random, bo, dc, sa, fallback).",
+            "Suggested trials, by where they came from (initial, random, bo, dc, sa, fallback, "
+            "promotion).",
             ("algorithm", "origin"),
             registry=reg,
         ),

@@ -339,6 +339,7 @@ class ModelBased(Strategy):
     """A model-based strategy: declares its surrogate's structure and its slot policies."""
 
     def check(self, space: SearchSpace, settings: Any) -> None:
+        super().check(space, settings)
         check_warm_start(space, getattr(settings, WARM_START_SETTING))
 
     def feature_groups(self, space: SearchSpace, settings: Any) -> list[list[int]]:
