@@ -37,6 +37,27 @@ def status_line(snap: Snapshot) -> str:
     )
 
 
+def rung_line(snap: Snapshot) -> str | None:
+    """ASHA's rungs in one line, or None without ASHA: per rung its budget and how many
+    configurations completed (done), are running or queued (run), failed, and of the completed
+    ones how many went up a rung, e.g.
+    ``rungs  epochs=1: 18 done 2 run (6 up) | 3: 6 done 1 run (2 up) | 9: 2 done | 27: 0``."""
+    if snap.resource is None or not snap.rungs:
+        return None
+    parts = []
+    for r in snap.rungs:
+        counts = [
+            f"{n} {what}"
+            for n, what in ((r.completed, "done"), (r.pending, "run"), (r.failed, "failed"))
+            if n
+        ]
+        if r.promoted:
+            counts.append(f"({r.promoted} up)")
+        budget = f"{snap.resource}={r.label}" if r.rung == 0 else r.label
+        parts.append(f"{budget}: {' '.join(counts) or '0'}")
+    return "rungs  " + " | ".join(parts)
+
+
 class PlainReporter:
     """Plain lines for logs and CI: every trial event, and a status line every ``every``
     seconds at most."""
@@ -56,6 +77,9 @@ class PlainReporter:
         if now - self._last >= self.every:
             self._last = now
             self.event(status_line(snapshot))
+            rungs = rung_line(snapshot)
+            if rungs is not None:
+                self.event(rungs)
         self._snap = snapshot
 
     def close(self) -> None:
@@ -85,6 +109,9 @@ class LiveReporter:
         snap = self._snap
         if snap is not None:
             parts.append(Text(status_line(snap), style="bold"))
+            rungs = rung_line(snap)
+            if rungs is not None:
+                parts.append(Text(rungs, no_wrap=True, overflow="ellipsis"))
             if snap.max_trials:
                 width = 40
                 done = round(width * snap.done / snap.max_trials)
@@ -112,7 +139,7 @@ def short(value: str) -> str:
 
 def summary_table(result: RunResult, *, metric: str, maximize: bool, top: int = 5) -> Table:
     """The best ``top`` succeeded trials; parameters in one wrapping column, so any number of
-    them fits any width."""
+    them fits any width. With ASHA, a column shows each trial's budget."""
     scored = [(v, t) for t in result.trials if (v := objective_value(t, metric)) is not None]
     scored.sort(key=lambda vt: -vt[0] if maximize else vt[0])
     best: list[TrialRow] = [t for _v, t in scored[:top]]
@@ -120,11 +147,17 @@ def summary_table(result: RunResult, *, metric: str, maximize: bool, top: int = 
     table.add_column("#", justify="right")
     table.add_column("trial", no_wrap=True)
     table.add_column(metric, justify="right", no_wrap=True)
+    resource = result.resource
+    if resource is not None:
+        table.add_column(resource, justify="right", no_wrap=True)
     table.add_column("seconds", justify="right")
     table.add_column("parameters", ratio=1, overflow="fold")
     for i, t in enumerate(best, 1):
         params = "  ".join(f"{k}={short(v)}" for k, v in t.assignments.items())
-        table.add_row(str(i), t.name, short(t.metrics[metric]), f"{t.seconds or 0:.1f}", params)
+        budget = () if resource is None else (short(t.assignments.get(resource, "")),)
+        table.add_row(
+            str(i), t.name, short(t.metrics[metric]), *budget, f"{t.seconds or 0:.1f}", params
+        )
     return table
 
 

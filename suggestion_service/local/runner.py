@@ -30,8 +30,21 @@ import grpc
 
 from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
+from ..core.asha import (
+    ETA_SETTING,
+    RESOURCE_SETTING,
+    Ladder,
+    RungView,
+    asha_settings,
+    check_asha,
+    ladder_view,
+    rung_state,
+)
 from ..core.engine import parse_mix
-from ..core.settings import MIX_SETTING
+from ..core.errors import InvalidArgumentError
+from ..core.history import Objective, build_history
+from ..core.settings import MIX_SETTING, SettingsTable
+from ..katib import convert
 from . import controller as ctl
 from .experiment import Experiment
 from .state import (
@@ -42,6 +55,7 @@ from .state import (
     METRICS_UNAVAILABLE,
     RUNNING,
     SUCCEEDED,
+    Budget,
     RunState,
     StateDir,
     StateError,
@@ -98,6 +112,9 @@ class Snapshot:
     metric: str
     elapsed: float
     mix: Mapping[str, float] = field(default_factory=dict)  # dcsa-bo's share per slot policy
+    #: ASHA (algorithm setting ``resource_name``): the budget parameter and its rungs
+    resource: str | None = None
+    rungs: tuple[RungView, ...] = ()
 
     @property
     def done(self) -> int:
@@ -115,6 +132,7 @@ class RunResult:
     best: TrialRow | None
     elapsed: float
     state_dir: Path
+    resource: str | None = None  # ASHA's budget parameter, when the experiment names one
 
     @property
     def exit_code(self) -> int:
@@ -150,6 +168,17 @@ def best_trial(trials: Sequence[TrialRow], metric: str, maximize: bool) -> Trial
     return pick(scored, key=lambda vt: vt[0])[1]
 
 
+def controller_objective(exp: Experiment) -> ctl.Objective:
+    """The experiment's objective as Katib's controller holds it (metric strategies included)."""
+    return ctl.Objective(
+        type=exp.goal,
+        metric=exp.objective_metric,
+        additional=exp.additional_metrics,
+        goal=exp.target,
+        strategies=exp.strategies,
+    )
+
+
 def trial_view(row: TrialRow, objective: ctl.Objective) -> ctl.TrialView:
     """A trial row as Katib's controller reads the Trial: its one condition, its metrics
     (reduced when collected, so min, max and latest are that value), no spec labels (the
@@ -163,6 +192,78 @@ def trial_view(row: TrialRow, objective: ctl.Objective) -> ctl.TrialView:
         completion_time=ctl.parse_time(row.completion_time),
         observation=tuple(ctl.Metric.reduced(n, v) for n, v in row.metrics.items()),
     )
+
+
+def asha_ladder(exp: Experiment) -> Ladder | None:
+    """The experiment's ASHA ladder as the service builds it (settings ``resource_name`` and
+    ``eta`` parsed by core's one declaration of them, the space by the Katib converter), or None
+    when ``resource_name`` is unset or the settings are ones the service refuses."""
+    spec = exp.to_pb().spec
+    raw = convert.to_settings(spec)
+    if RESOURCE_SETTING not in raw:
+        return None
+    try:
+        parsed = SettingsTable(asha_settings()).parse(
+            {k: raw[k] for k in (RESOURCE_SETTING, ETA_SETTING) if k in raw},
+            algorithm=exp.algorithm,
+        )
+        return check_asha(convert.to_space(spec), parsed)
+    except InvalidArgumentError as exc:  # validated before the run; a display never fails it
+        log.warning("no rung view: %s", exc)
+        return None
+
+
+class RungTracker:
+    """ASHA's rungs over the runner's trials, for the live view.
+
+    The rung state is rebuilt as the service rebuilds it from a request: the trials Katib
+    sends, converted as it sends them (:func:`trial_view`, ``controller.trials_to_pb``, then
+    the Katib converter), a core History, then
+    :func:`~suggestion_service.core.asha.rung_state`. So MetricsUnavailable trials, which Katib
+    leaves out of requests, are on no rung. Recomputed only when the trials change (the runner
+    replaces its trials tuple on every change), not per snapshot.
+    """
+
+    def __init__(self, exp: Experiment) -> None:
+        self.ladder = asha_ladder(exp)
+        self._trial_objective = controller_objective(exp)
+        self._objective: Objective | None = None
+        if self.ladder is not None:
+            try:
+                self._objective = convert.to_objective(exp.to_pb().spec)
+            except InvalidArgumentError as exc:  # validated before the run
+                log.warning("no rung view: %s", exc)
+                self.ladder = None
+        self._seen: tuple[TrialRow, ...] | None = None
+        self._views: tuple[RungView, ...] = ()
+
+    @property
+    def resource(self) -> str | None:
+        """The budget parameter's name, or None without ASHA."""
+        return None if self.ladder is None else self.ladder.parameter.name
+
+    @property
+    def budget(self) -> Budget | None:
+        """The budget for the convergence plot, or None without ASHA."""
+        if self.ladder is None:
+            return None
+        return Budget(
+            name=self.ladder.parameter.name,
+            full=self.ladder.budgets[-1],
+            label=self.ladder.labels[-1],
+        )
+
+    def views(self, trials: tuple[TrialRow, ...]) -> tuple[RungView, ...]:
+        """Per rung, lowest first: budget and counts (empty without ASHA)."""
+        if self.ladder is None or self._objective is None:
+            return ()
+        if trials is not self._seen:
+            views = [trial_view(t, self._trial_objective) for t in trials]
+            records = [convert.to_trial(t) for t in ctl.trials_to_pb(views)]
+            history = build_history(self.ladder.space, self._objective, records)
+            self._views = ladder_view(rung_state(self.ladder, history))
+            self._seen = trials
+        return self._views
 
 
 class Runner:
@@ -199,6 +300,7 @@ class Runner:
         self._unsaved = False
         self._halt: tuple[str, str, str] | None = None  # (status, reason, message): no new trials
         self._state = RunState(experiment=experiment.name, spec_digest=spec_digest(experiment))
+        self._rungs = RungTracker(experiment)
         self._t0 = clock()
 
     # ---- public ---------------------------------------------------------------------------
@@ -242,6 +344,7 @@ class Runner:
                 best=self._best(),
                 elapsed=self.clock() - self._t0,
                 state_dir=self.options.state_dir,
+                resource=self._rungs.resource,
             )
         finally:
             self._finish_processes(interrupted=True)  # only does work after an exception
@@ -302,13 +405,7 @@ class Runner:
 
     # ---- suggestions ----------------------------------------------------------------------
     def _objective(self) -> ctl.Objective:
-        return ctl.Objective(
-            type=self.exp.goal,
-            metric=self.exp.objective_metric,
-            additional=self.exp.additional_metrics,
-            goal=self.exp.target,
-            strategies=self.exp.strategies,
-        )
+        return controller_objective(self.exp)
 
     def _suggestion_state(self, need: int) -> ctl.SuggestionState:
         """The Suggestion as Katib's controller would hold it: every trial row was one
@@ -471,6 +568,7 @@ class Runner:
                 metric=self.exp.objective_metric,
                 maximize=self.maximize,
                 title=f"{self.exp.name} ({self.exp.algorithm})",
+                budget=self._rungs.budget,
             )
         except Exception:  # a plot must never cost the results
             log.exception("could not write the convergence plot")
@@ -495,6 +593,8 @@ class Runner:
             metric=self.exp.objective_metric,
             elapsed=self.clock() - self._t0,
             mix=parse_mix(dict(self._state.algorithm_settings).get(MIX_SETTING)),
+            resource=self._rungs.resource,
+            rungs=self._rungs.views(trials),
         )
 
     def _describe(self, row: TrialRow) -> str:

@@ -7,7 +7,8 @@ rename) whenever a trial is created, starts or finishes, so ``kill -9`` loses no
     state.json        experiment name, spec digest, request counter, algorithm settings, trials
     trials.csv        one row per trial: parameters, metrics, timings, labels
     logs/<trial>.log  the trial's stdout and stderr
-    convergence.png   objective per finished trial and best so far
+    convergence.png   objective per finished trial and best so far (with ASHA: best at the
+                      full budget against the total budget spent)
     experiment.yaml   the Experiment as run
 """
 
@@ -311,28 +312,122 @@ def objective_series(trials: Sequence[TrialRow], metric: str) -> Iterator[tuple[
             continue
 
 
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """The training budget of an ASHA experiment (algorithm setting ``resource_name``).
+
+    Attributes:
+        name: the budget parameter (``epochs``).
+        full: its largest value, the top rung's budget.
+        label: ``full`` as Katib's string.
+    """
+
+    name: str
+    full: float
+    label: str
+
+    def of(self, row: TrialRow) -> float | None:
+        """The trial's budget, or None when its assignment is missing or not a number."""
+        try:
+            return float(row.assignments[self.name])
+        except (KeyError, ValueError):
+            return None
+
+    def is_full(self, value: float) -> bool:
+        # the ladder's tolerance: budgets within a relative 1e-9 of the top are the top
+        return value >= self.full * (1.0 - 1e-9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetPoint:
+    """One finished trial on the budget axis of the convergence plot.
+
+    Attributes:
+        trial: the trial.
+        budget: its budget (the value of the budget parameter).
+        spent: the total budget of the finished trials up to and including this one.
+        value: its objective when it succeeded, else None.
+        full: whether it ran at the full budget.
+        best: the best objective among succeeded full-budget trials so far, None before one.
+    """
+
+    trial: TrialRow
+    budget: float
+    spent: float
+    value: float | None
+    full: bool
+    best: float | None
+
+
+def budget_series(
+    trials: Sequence[TrialRow], metric: str, *, maximize: bool, budget: Budget
+) -> list[BudgetPoint]:
+    """Finished trials (any condition) in completion order with the budget spent so far and the
+    best objective at the full budget so far. A failed or killed trial spent its budget too
+    (as far as we know); trials without a numeric budget are left out."""
+    done = [t for t in trials if t.condition in FINISHED and t.completion_time]
+    pick = max if maximize else min
+    spent = 0.0
+    best: float | None = None
+    out: list[BudgetPoint] = []
+    for t in sorted(done, key=lambda t: t.completion_time or ""):
+        b = budget.of(t)
+        if b is None:
+            continue
+        spent += b
+        value: float | None = None
+        if t.condition == SUCCEEDED:
+            try:
+                value = float(t.metrics[metric])
+            except (KeyError, ValueError):
+                value = None
+        full = budget.is_full(b)
+        if full and value is not None:
+            best = value if best is None else pick(best, value)
+        out.append(BudgetPoint(trial=t, budget=b, spent=spent, value=value, full=full, best=best))
+    return out
+
+
 def write_plot(
-    path: Path, trials: Sequence[TrialRow], *, metric: str, maximize: bool, title: str
+    path: Path,
+    trials: Sequence[TrialRow],
+    *,
+    metric: str,
+    maximize: bool,
+    title: str,
+    budget: Budget | None = None,
 ) -> bool:
-    """The convergence plot (matplotlib, Agg backend). Returns False when nothing to plot."""
-    points = [v for _t, v in objective_series(trials, metric)]
-    if not points:
+    """The convergence plot (matplotlib, Agg backend). Returns False when nothing to plot.
+
+    Without ``budget``: every succeeded trial's objective in completion order and the best so
+    far. With it (ASHA): x is the total budget spent (:func:`budget_series`), the line is the
+    best objective among trials run at the full budget, and every succeeded trial is a dot
+    (lower budgets fainter).
+    """
+    series = (
+        [] if budget is None else budget_series(trials, metric, maximize=maximize, budget=budget)
+    )
+    points = [] if budget is not None else [v for _t, v in objective_series(trials, metric)]
+    if not series and not points:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    best: list[float] = []
-    for v in points:
-        best.append(v if not best else (max if maximize else min)(best[-1], v))
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.add_subplot()
-    xs = list(range(1, len(points) + 1))
-    ax.scatter(xs, points, s=16, color="tab:blue", alpha=0.6, label=f"trial {metric}")
-    ax.step(xs, best, where="post", color="tab:red", label="best so far")
-    ax.set_xlabel("succeeded trial (completion order)")
-    ax.set_ylabel(metric)
+    if budget is not None:
+        _budget_axes(ax, series, metric=metric, budget=budget)
+    else:
+        best: list[float] = []
+        for v in points:
+            best.append(v if not best else (max if maximize else min)(best[-1], v))
+        xs = list(range(1, len(points) + 1))
+        ax.scatter(xs, points, s=16, color="tab:blue", alpha=0.6, label=f"trial {metric}")
+        ax.step(xs, best, where="post", color="tab:red", label="best so far")
+        ax.set_xlabel("succeeded trial (completion order)")
+        ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -341,3 +436,34 @@ def write_plot(
     fig.savefig(buf, format="png")
     atomic_write(path, buf.getvalue())
     return True
+
+
+def _budget_axes(ax: Any, series: Sequence[BudgetPoint], *, metric: str, budget: Budget) -> None:
+    top = [(p.spent, p.value) for p in series if p.full and p.value is not None]
+    low = [(p.spent, p.value) for p in series if not p.full and p.value is not None]
+    if low:
+        ax.scatter(
+            *zip(*low, strict=True),
+            s=10,
+            color="tab:gray",
+            alpha=0.4,
+            label=f"trial {metric}, {budget.name} < {budget.label}",
+        )
+    if top:
+        ax.scatter(
+            *zip(*top, strict=True),
+            s=16,
+            color="tab:blue",
+            alpha=0.7,
+            label=f"trial {metric}, {budget.name} = {budget.label}",
+        )
+    line = [(p.spent, p.best) for p in series if p.best is not None]
+    if line:
+        # carried on to the last finished trial: budget spent since did not improve it
+        xs = [x for x, _ in line] + [series[-1].spent]
+        ys = [y for _, y in line] + [line[-1][1]]
+        ax.step(
+            xs, ys, where="post", color="tab:red", label=f"best at {budget.name}={budget.label}"
+        )
+    ax.set_xlabel(f"total budget spent (sum of {budget.name} over finished trials)")
+    ax.set_ylabel(f"{metric} (line: best at full budget, {budget.name}={budget.label})")
