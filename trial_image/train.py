@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from trial_image.checkpoint import ENV_VAR as CHECKPOINT_ENV
 from trial_image.data import BUILTIN_TASKS, TASK_TYPES, DataError, TaskData, load_builtin, load_npz
 from trial_image.hparams import (
     BRANCH_PARAMS,
@@ -152,6 +154,14 @@ def build_parser(
     )
     run.add_argument(
         "--num-threads", type=_positive_int, default=None, help="CPU threads for torch"
+    )
+    run.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        default=None,
+        help="save this configuration's training state here after the last epoch, and resume "
+        "from the checkpoint with the most epochs up to --epochs (a promoted trial trains "
+        f"only the extra epochs); default: ${CHECKPOINT_ENV}, else none; '' turns it off",
     )
     run.add_argument(
         "--log-level",
@@ -305,8 +315,18 @@ def _main(args: list[str]) -> int:
     reporter = metrics_mod.MetricsReporter(
         timestamps=ns.metrics_timestamps, event_writer=events, push=push
     )
+    checkpoint_dir = ns.checkpoint_dir
+    if checkpoint_dir is None:
+        checkpoint_dir = os.environ.get(CHECKPOINT_ENV, "")
+    store = None
+    if checkpoint_dir:
+        from trial_image import checkpoint
+
+        store = checkpoint.CheckpointStore(
+            checkpoint_dir, checkpoint.identity(data, config, ns.seed)
+        )
     try:
-        trainer = training.Trainer(data, config, options, reporter)
+        trainer = training.Trainer(data, config, options, reporter, checkpoints=store)
     except training.DeviceUnavailableError as exc:
         reporter.close()
         return _fail(EXIT_USAGE, str(exc))
@@ -320,6 +340,8 @@ def _main(args: list[str]) -> int:
     logger.info("device: %s", trainer.describe_device())
     # JSON, not name=value: hyperparameters must never look like metric lines to Katib.
     logger.info("hyperparameters: %s", json.dumps(config.as_flat(), sort_keys=True))
+    if store is not None:
+        logger.info("checkpoint key %s (every hyperparameter but epochs)", store.key)
     try:
         results = trainer.run()
     except training.TrainingDivergedError as exc:

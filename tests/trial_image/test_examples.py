@@ -15,6 +15,7 @@ import yaml
 
 from tests.trial_image import katib
 from tests.trial_image.conftest import Run
+from trial_image import checkpoint
 from trial_image.data import BUILTIN_TASKS
 from trial_image.hparams import GROUP_SEPARATOR, HEAD_GROUP
 from trial_image.train import build_parser
@@ -181,3 +182,25 @@ def test_quickstart_trial_prints_its_objective(run_trial: Callable[..., Run]) ->
     assert run.code == 0, run.err
     objective = doc["spec"]["objective"]["objectiveMetricName"]
     assert len(katib.series(run.out, objective)) == 2  # --epochs=2: a two-point series
+
+
+def test_the_asha_example_shares_a_checkpoint_claim_between_trials() -> None:
+    doc = _load(EXAMPLES / "digits-asha.yaml")
+    settings = {s["name"]: s["value"] for s in doc["spec"]["algorithm"]["algorithmSettings"]}
+    assert settings["resource_name"] == "epochs"
+    (budget,) = [p for p in doc["spec"]["parameters"] if p["name"] == "epochs"]
+    assert budget["parameterType"] == "int"
+    container = _container(doc)
+    assert "--epochs=${trialParameters.epochs}" in container["command"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    path = env[checkpoint.ENV_VAR]
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts[path] in claims  # the checkpoint directory is the claim, not the emptyDir
+    assert not any(m.get("readOnly") for m in container["volumeMounts"] if m["mountPath"] == path)
+    assert pod["securityContext"]["fsGroup"] == container["securityContext"]["runAsUser"]

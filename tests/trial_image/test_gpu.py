@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,3 +60,36 @@ def test_missing_device_index_is_a_usage_error(run_trial: Callable[..., Run]) ->
     run = run_trial("--task=digits", "--max-samples=100", *GPU, f"--device=cuda:{index}")
     assert run.code == 2
     assert f"argument --device: cuda:{index} requested but only" in run.err
+
+
+def test_checkpoint_saved_on_cuda_resumes_on_cuda_and_loads_on_cpu(
+    run_trial: Callable[..., Run], tmp_path: Path
+) -> None:
+    base = ("--task=diabetes", "--max-samples=200", "--seed=3", "--precision=fp32")
+    cuda = (*base, *(a for a in GPU if not a.startswith("--epochs")))
+    ck = f"--checkpoint-dir={tmp_path}"
+    first = run_trial(*cuda, "--epochs=2", ck)
+    assert first.code == 0, first.err
+    (saved,) = list(tmp_path.glob("*/epochs-00002.pt"))
+    payload = torch.load(saved, weights_only=True)  # no map_location: where it was saved
+    assert all(t.device.type == "cuda" for t in payload["model"].values())
+
+    resumed = run_trial(*cuda, "--epochs=4", ck)
+    assert resumed.code == 0, resumed.err
+    assert "epochs-00002.pt (epochs 1-2); training epochs 3-4" in resumed.err
+    straight = run_trial(*cuda, "--epochs=4")
+    assert katib.series(resumed.out, "val-mse") == katib.series(straight.out, "val-mse")
+
+    cpu = (*base, "--device=cpu", "--num-threads=1", "--batch-size=32", "--lr=0.01")
+    on_cpu = run_trial(*cpu, "--epochs=5", ck)
+    assert on_cpu.code == 0, on_cpu.err
+    assert "epochs-00004.pt (epochs 1-4); training epoch 5" in on_cpu.err
+    assert not [line for line in on_cpu.err.splitlines() if " WARNING " in line]
+    assert katib.series(on_cpu.out, "val-mse")[:4] == katib.series(resumed.out, "val-mse")
+    (cpu_file,) = list(tmp_path.glob("*/epochs-00005.pt"))
+    assert all(t.device.type == "cpu" for t in torch.load(cpu_file)["model"].values())
+
+    # and back: the CPU's checkpoint resumes on CUDA
+    back = run_trial(*cuda, "--epochs=6", ck)
+    assert back.code == 0, back.err
+    assert "epochs-00005.pt (epochs 1-5); training epoch 6" in back.err
