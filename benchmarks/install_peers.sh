@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the benchmark peers that cannot share the project's environment (docs/benchmarks.md).
 #
-#   bash benchmarks/install_peers.sh [peers|katib|all]      (default: all)
+#   bash benchmarks/install_peers.sh [peers|katib|hyperband|all]      (default: all)
 #
 # peers: benchmarks/.venv-peers with HEBO 0.3.6 and BoTorch. HEBO's own pins (old numpy, pandas,
 #   torch) do not install on Python 3.11, so it goes in with --no-deps and then the libraries it
@@ -13,6 +13,10 @@
 #   numpy 1.23.5, scikit-learn <= 1.3.0, scikit-optimize, protobuf < 5) and a Katib source
 #   tree in benchmarks/.katib-src, from $KATIB_SRC (a checkout), $KATIB_GIT_DIR (a clone, bare or
 #   not: its HEAD is exported) or a shallow clone of github.com/kubeflow/katib.
+# hyperband: benchmarks/.venv-katib-hyperband with the pins of Katib's hyperband suggestion image
+#   (cmd/suggestion/hyperband/v1beta1/requirements.txt: numpy >= 1.25.2, scikit-learn, protobuf < 5,
+#   ...), for benchmarks/multi_fidelity.py; the same Katib source tree (cmd/suggestion/hyperband is
+#   added to a tree that lacks it). Part of `katib` and `all`.
 # Both run with the interpreter $PYTHON (default: python3.11, else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,15 +39,32 @@ install_peers() {
   fi
 }
 
-install_katib() {
-  local src=benchmarks/.katib-src venv=benchmarks/.venv-katib
+KATIB_PATHS="pkg/apis/manager pkg/suggestion/v1beta1 cmd/suggestion/optuna cmd/suggestion/skopt cmd/suggestion/hyperband"
+
+# The Katib source tree in benchmarks/.katib-src; a tree from before the hyperband peer gets its
+# cmd/suggestion/hyperband from the same source (pkg/suggestion/v1beta1/hyperband is in every tree).
+katib_source() {
+  local src=benchmarks/.katib-src
+  if [[ -d $src/pkg && ! -d $src/cmd/suggestion/hyperband ]]; then
+    if [[ -n ${KATIB_SRC:-} ]]; then
+      mkdir -p "$src/cmd/suggestion" && cp -r "$KATIB_SRC"/cmd/suggestion/hyperband "$src/cmd/suggestion/"
+    elif [[ -n ${KATIB_GIT_DIR:-} ]]; then
+      git --git-dir="$KATIB_GIT_DIR" archive "$(cat "$src/COMMIT" 2>/dev/null || echo HEAD)" \
+        cmd/suggestion/hyperband | tar -x -C "$src"
+    else
+      rm -rf "$src.tmp"
+      git clone -q --depth 1 https://github.com/kubeflow/katib "$src.tmp"
+      mkdir -p "$src/cmd/suggestion" && mv "$src.tmp"/cmd/suggestion/hyperband "$src/cmd/suggestion/"
+      rm -rf "$src.tmp"
+    fi
+  fi
   if [[ ! -d $src/pkg ]]; then
     rm -rf "$src" && mkdir -p "$src"
     if [[ -n ${KATIB_SRC:-} ]]; then
       cp -r "$KATIB_SRC"/pkg "$KATIB_SRC"/cmd "$src"/
     elif [[ -n ${KATIB_GIT_DIR:-} ]]; then
-      git --git-dir="$KATIB_GIT_DIR" archive HEAD pkg/apis/manager pkg/suggestion/v1beta1 \
-        cmd/suggestion/optuna cmd/suggestion/skopt | tar -x -C "$src"
+      # shellcheck disable=SC2086
+      git --git-dir="$KATIB_GIT_DIR" archive HEAD $KATIB_PATHS | tar -x -C "$src"
       git --git-dir="$KATIB_GIT_DIR" rev-parse HEAD > "$src/COMMIT"
     else
       git clone -q --depth 1 https://github.com/kubeflow/katib "$src.tmp"
@@ -51,6 +72,21 @@ install_katib() {
       mv "$src.tmp"/pkg "$src.tmp"/cmd "$src"/ && rm -rf "$src.tmp"
     fi
   fi
+}
+
+install_hyperband() {
+  local src=benchmarks/.katib-src venv=benchmarks/.venv-katib-hyperband
+  katib_source
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$src/cmd/suggestion/hyperband/v1beta1/requirements.txt"
+  PYTHONPATH="$src:$src/pkg/apis/manager/v1beta1/python:$src/pkg/apis/manager/health/python" \
+    "$venv/bin/python" -c "from pkg.suggestion.v1beta1.hyperband.service import HyperbandService; print('katib hyperband ok')"
+}
+
+install_katib() {
+  local src=benchmarks/.katib-src venv=benchmarks/.venv-katib
+  katib_source
   "$PYTHON" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r "$src/cmd/suggestion/optuna/v1beta1/requirements.txt"
@@ -66,7 +102,8 @@ install_katib() {
 
 case $what in
   peers) install_peers ;;
-  katib) install_katib ;;
-  all) install_peers; install_katib ;;
-  *) echo "usage: $0 [peers|katib|all]" >&2; exit 2 ;;
+  katib) install_katib; install_hyperband ;;
+  hyperband) install_hyperband ;;
+  all) install_peers; install_katib; install_hyperband ;;
+  *) echo "usage: $0 [peers|katib|hyperband|all]" >&2; exit 2 ;;
 esac
