@@ -64,11 +64,10 @@ def test_shares_follow_success_and_keep_the_floor() -> None:
     rows += [("d", 10 + i, 20.0) for i in range(5)]  # DC never does
     shares = policy_shares(_history(rows), "exp", ("bo", "sa", "dc"), floor=0.1, window=10)
     assert sum(shares.values()) == pytest.approx(1.0)
-    assert shares["sa"] > shares["bo"] > shares["dc"]
-    assert shares["dc"] == pytest.approx(0.1)
+    assert shares["sa"] > shares["bo"] > shares["dc"] >= 0.1
 
 
-def test_an_untried_policy_is_treated_optimistically_and_no_success_is_uniform() -> None:
+def test_an_untried_policy_gets_the_pooled_mean_and_no_success_is_uniform() -> None:
     rows = [("i", 0, 10.0), ("b", 1, 9.0), ("b", 2, 8.0)]
     shares = policy_shares(_history(rows), "exp", ("bo", "sa", "dc"), floor=0.1, window=10)
     assert shares["sa"] == shares["dc"] == pytest.approx(shares["bo"])
@@ -84,7 +83,7 @@ def test_the_window_forgets_old_success() -> None:
     wide = policy_shares(_history(rows), "exp", ("bo", "sa"), floor=0.0, window=10)
     narrow = policy_shares(_history(rows), "exp", ("bo", "sa"), floor=0.0, window=3)
     assert wide["bo"] > wide["sa"]
-    assert narrow["bo"] == 0.0 and narrow["sa"] == 1.0
+    assert narrow["bo"] < narrow["sa"] and narrow["bo"] < wide["bo"]
 
 
 def test_mix_text_round_trips_and_is_ignored_as_a_setting() -> None:

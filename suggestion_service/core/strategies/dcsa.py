@@ -79,13 +79,15 @@ _SUBNETWORKS = Setting(
 )
 
 
-_SURROGATE = choice_setting(
-    "surrogate",
-    "additive",
-    "The GP: additive (one component per subnetwork) or full (one over all parameters, "
-    "as gp-bo; captures interactions between subnetworks).",
-    ("additive", "full"),
-)
+def _surrogate(default: str) -> Setting:
+    return choice_setting(
+        "surrogate",
+        default,
+        "The GP: additive (one component per subnetwork) or full (one over all parameters, as "
+        "gp-bo; captures interactions between subnetworks); dcsa-bo's default was chosen on "
+        "the tune problems (docs/benchmarks.md).",
+        ("additive", "full"),
+    )
 
 
 _DC_TOP_M = int_setting(
@@ -136,7 +138,7 @@ _SA_FULL_SHARE = float_setting(
 @dataclass(frozen=True, kw_only=True)
 class DCSettings(GPSettings):
     subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
-    surrogate: str = spec(_SURROGATE)
+    surrogate: str = spec(_surrogate("additive"))
     dc_top_m: int = spec(_DC_TOP_M)
     dc_interval: int = spec(_dc_interval(1))
     dc_batch: int = spec(_DC_BATCH)
@@ -146,7 +148,7 @@ class DCSettings(GPSettings):
 @dataclass(frozen=True, kw_only=True)
 class SASettings(GPSettings):
     subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
-    surrogate: str = spec(_SURROGATE)
+    surrogate: str = spec(_surrogate("additive"))
     sa_epsilon: float = spec(_SA_EPSILON)
     sa_full_share: float = spec(_SA_FULL_SHARE)
 
@@ -154,7 +156,7 @@ class SASettings(GPSettings):
 @dataclass(frozen=True, kw_only=True)
 class DCSASettings(GPSettings):
     subnetworks: Mapping[str, Sequence[str]] | None = spec(_SUBNETWORKS)
-    surrogate: str = spec(_SURROGATE)
+    surrogate: str = spec(_surrogate("full"))
     mix: str = spec(
         choice_setting(
             "mix",

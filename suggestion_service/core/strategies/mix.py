@@ -8,8 +8,9 @@ improved on the incumbent of its time, ``r = max(0, min{y_j : j suggested before
 (values minimised). Trials are ordered by the sequence number written into their names
 (provenance.py: Katib lists trials by name, and never returns labels); initial-design, random,
 fallback and warm-start trials only set incumbents. A policy's quality ``q_p`` is the mean credit
-of its last ``window`` completed trials (zeros included: rate times size of its improvements). A
-policy with no completed trial yet gets the best quality of the others, so each is tried. The
+of its last ``window`` completed trials (zeros included: rate times size of its improvements),
+shrunk towards the pooled mean of all policies by ``PRIOR_WEIGHT`` pseudo-trials, so that one lucky
+trial does not swing the mix (a policy with no completed trial yet gets the pooled mean). The
 shares are probability matching with an exploration floor:
 
     share_p = floor + (1 - P * floor) * q_p / sum(q)        (uniform while every q_p is 0)
@@ -29,6 +30,8 @@ from ..history import History
 
 #: The slot policies credited; other origins (initial, random, fallback) only set incumbents.
 POLICIES = ("bo", "sa", "dc")
+#: Pseudo-trials at the pooled mean credit that every policy's quality starts from.
+PRIOR_WEIGHT = 3.0
 
 
 def credits(history: History, experiment: str) -> dict[str, list[float]]:
@@ -65,9 +68,17 @@ def policy_shares(
 ) -> dict[str, float]:
     """The share of slots each policy gets now (sums to 1; each at least ``floor``)."""
     table = credits(history, experiment)
-    quality = {p: float(np.mean(table[p][-window:])) for p in policies if table.get(p)}
-    optimistic = max(quality.values(), default=0.0)
-    q = np.array([quality.get(p, optimistic) for p in policies])
+    recent = {p: table.get(p, [])[-window:] for p in policies}
+    pooled = [r for p in policies for r in recent[p]]
+    prior = float(np.mean(pooled)) if pooled else 0.0
+    # each policy's mean credit, shrunk towards the pooled mean by PRIOR_WEIGHT pseudo-trials,
+    # so one lucky trial does not swing the mix; an untried policy gets the pooled mean
+    q = np.array(
+        [
+            (sum(recent[p]) + PRIOR_WEIGHT * prior) / (len(recent[p]) + PRIOR_WEIGHT)
+            for p in policies
+        ]
+    )
     k = len(policies)
     floor = min(floor, 1.0 / k)
     total = float(q.sum())
