@@ -131,6 +131,7 @@ def build_history(
     counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
     issues: list[HistoryIssue] = []
     digest = hashlib.sha256()
+    parsed: list[FloatArray] = []  # every trial's row that fits the space: keys made at once
 
     for trial in sorted(trials, key=lambda t: t.name):
         counts[trial.state] += 1
@@ -150,7 +151,7 @@ def build_history(
             issues.append(HistoryIssue(trial.name, "off_space", exc.message))
             known.add(tuple(trial.assignments.get(n, "") for n in space.names))
             continue
-        known.add(space.key(row))
+        parsed.append(row)
         if trial.state in COMPLETED_STATES:
             value = _metric(trial, objective.metric, issues)
             if value is None:
@@ -163,6 +164,9 @@ def build_history(
             pending.append(row)
         else:
             failed.append(row)
+    if parsed:
+        known.update(space.keys(np.vstack(parsed)))
+    del parsed
 
     for i, assignment in enumerate(extra_pending):
         try:

@@ -18,8 +18,9 @@ follow the distribution and the GP sees the space at the matching resolution):
 from __future__ import annotations
 
 import enum
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -75,7 +76,12 @@ def format_double(value: float) -> str:
     """Write a double as a plain decimal string (no exponent), shortest round-trip digits."""
     if value == 0:
         return "0"
-    return str(np.format_float_positional(float(value), trim="-"))
+    # Python's repr has the same shortest round-trip digits as numpy's positional format and is
+    # ten times faster; it only differs where it writes an exponent (or inf/nan)
+    text = repr(float(value))
+    if "e" in text or "n" in text:
+        return str(np.format_float_positional(float(value), trim="-"))
+    return text[:-2] if text.endswith(".0") else text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,22 +257,172 @@ class Parameter:
         return x
 
 
+Formatter = Callable[[float], str]
+Parser = Callable[[str], "float | None"]
+
+
+def _formatter(p: Parameter) -> Formatter:
+    """``p.format`` without its per-call branching (same strings)."""
+    if p.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+        labels = p.labels
+        return lambda v: labels[int(v)]
+    if p.type is ParameterType.INT:
+        return lambda v: str(round(v))
+    if p.step is None:
+        return format_double
+    return p.format
+
+
+def _parser(p: Parameter) -> Parser:
+    """``p.parse`` for the common case: the same value, or None where ``p.parse`` must decide
+    (and raise, with the field's name, if the value is not in the space)."""
+    if p.type is ParameterType.CATEGORICAL:
+        # the first of equal labels wins, as labels.index does
+        lookup = {label: float(i) for i, label in reversed(list(enumerate(p.labels)))}
+        return lookup.get
+    if p.type is ParameterType.DISCRETE:
+        ordered = sorted(p.values)
+        if any(math.isclose(a, b, rel_tol=1e-9) for a, b in itertools.pairwise(ordered)):
+            return lambda text: None  # near-equal values: only parse() picks the right one
+        exact = {v: float(i) for i, v in enumerate(p.values)}
+
+        def discrete(text: str) -> float | None:
+            try:
+                return exact.get(float(text))
+            except (TypeError, ValueError):
+                return None
+
+        return discrete
+    tol = 1e-9 * max(1.0, abs(p.high - p.low))
+    low, high = p.low - tol, p.high + tol
+
+    def number(text: str) -> float | None:
+        try:
+            x = float(text)
+        except (TypeError, ValueError):
+            return None
+        return x if low <= x <= high else None
+
+    return number
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Columns that one vectorised formula converts; ``a`` and ``b`` are per-column constants
+    of that formula (bounds, sizes, steps), computed as the per-parameter code computes them."""
+
+    cols: NDArray[np.intp]
+    a: FloatArray
+    b: FloatArray
+    c: FloatArray
+    log: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How :class:`SearchSpace` converts many columns at once (performance only: each block
+    applies a parameter's own formula to all its columns; the rest go one parameter at a
+    time). Log and exp are still taken one column at a time, on arrays laid out as the
+    per-parameter code lays them out, so every value is bit for bit the same."""
+
+    feature_index: NDArray[np.intp]  # categorical columns: the feature is the index
+    feature_linear: tuple[_Block, ...]  # a=lo, b=hi of the warp (log-space bounds if log)
+    feature_normal: tuple[_Block, ...]  # a=mu, b=sigma
+    feature_rest: tuple[int, ...]
+    latent_floor: _Block  # categorical and uniform discrete: a=k
+    latent_grid: _Block  # stepped uniform numbers: a=size, b=low, c=[step]
+    latent_linear: tuple[_Block, ...]  # unstepped (log-)uniform: a=lo, b=hi, c=[low, high]
+    latent_rest: tuple[int, ...]
+
+    @staticmethod
+    def of(parameters: Sequence[Parameter]) -> _Plan:
+        index: list[int] = []
+        f_lin: dict[bool, list[tuple[int, float, float]]] = {}
+        f_nor: dict[bool, list[tuple[int, float, float]]] = {}
+        f_rest: list[int] = []
+        floor: list[tuple[int, float]] = []
+        grid: list[tuple[int, float, float, float]] = []
+        l_lin: dict[bool, list[tuple[int, float, float, float, float]]] = {}
+        l_rest: list[int] = []
+        for j, p in enumerate(parameters):
+            numeric = p.type in (ParameterType.DOUBLE, ParameterType.INT)
+            dist = p.distribution
+            try:
+                lo, hi = p._bounds_t() if numeric else (0.0, 0.0)
+            except ValueError:  # log of a bound <= 0 (only a hand-built Parameter has one)
+                lo, hi, numeric = 0.0, 0.0, False
+            # ---- features (Parameter.features)
+            if p.is_categorical:
+                index.append(j)
+            elif not numeric or hi <= lo:
+                f_rest.append(j)
+            elif dist.is_normal:
+                f_nor.setdefault(dist.is_log, []).append(
+                    (j, (lo + hi) / 2, (hi - lo) / (2 * _TRUNC))
+                )
+            else:
+                f_lin.setdefault(dist.is_log, []).append((j, lo, hi))
+            # ---- latent -> typed (Parameter.from_latent)
+            size = p.grid_size
+            if p.is_categorical or (
+                p.type is ParameterType.DISCRETE and dist is Distribution.UNIFORM
+            ):
+                floor.append((j, len(p.labels)))
+            elif not numeric:
+                l_rest.append(j)
+            elif size is not None and p.step is not None and dist is Distribution.UNIFORM:
+                grid.append((j, size, p.low, p.step))
+            elif p.step is None and not dist.is_normal:
+                l_lin.setdefault(dist.is_log, []).append((j, lo, hi, p.low, p.high))
+            else:
+                l_rest.append(j)
+
+        def block(rows: Sequence[tuple[float, ...]], log: bool = False) -> _Block:
+            """Columns and their constants: a, b, c from the 2nd, 3rd and 4th-and-later
+            entries of each row (c has one row per entry)."""
+            width = len(rows[0]) if rows else 4
+            table = np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+            a, b = (table[:, k] if k < table.shape[1] else table[:, :0] for k in (1, 2))
+            return _Block(table[:, 0].astype(np.intp), a, b, table[:, 3:].T, log)
+
+        return _Plan(
+            feature_index=np.asarray(index, dtype=np.intp),
+            feature_linear=tuple(block(rows, log) for log, rows in f_lin.items()),
+            feature_normal=tuple(block(rows, log) for log, rows in f_nor.items()),
+            feature_rest=tuple(f_rest),
+            latent_floor=block(floor),
+            latent_grid=block(grid),
+            latent_linear=tuple(block(rows, log) for log, rows in l_lin.items()),
+            latent_rest=tuple(l_rest),
+        )
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """An ordered, validated set of parameters."""
 
     parameters: tuple[Parameter, ...]
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _formatters: tuple[Formatter, ...] = field(init=False, repr=False, compare=False)
+    _parsers: tuple[Parser, ...] = field(init=False, repr=False, compare=False)
+    _plan: _Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {p.name: i for i, p in enumerate(self.parameters)})
+        # derived once: every request converts thousands of rows through these
+        setattr_ = object.__setattr__
+        setattr_(self, "_index", {p.name: i for i, p in enumerate(self.parameters)})
+        setattr_(self, "_names", tuple(p.name for p in self.parameters))
+        setattr_(self, "_formatters", tuple(_formatter(p) for p in self.parameters))
+        setattr_(self, "_parsers", tuple(_parser(p) for p in self.parameters))
+        setattr_(self, "_plan", _Plan.of(self.parameters))
 
     def __len__(self) -> int:
         return len(self.parameters)
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parameters)
+        return self._names
 
     def index(self, name: str) -> int:
         return self._index[name]
@@ -296,7 +452,34 @@ class SearchSpace:
     def from_latent(self, u: FloatArray) -> FloatArray:
         """Latent (n, P) -> typed (n, P): snapped numbers and category indices."""
         u = np.atleast_2d(u)
-        return np.column_stack([p.from_latent(u[:, j]) for j, p in enumerate(self.parameters)])
+        plan = self._plan
+        out = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)  # converted column by column
+        # in place on one block-sized array: a wide space makes these arrays large
+        b = plan.latent_floor
+        if b.cols.size:
+            x = out[:, b.cols]
+            np.multiply(x, b.a, out=x)
+            np.floor(x, out=x)
+            out[:, b.cols] = np.minimum(x, b.a - 1, out=x)
+        b = plan.latent_grid
+        if b.cols.size:
+            x = out[:, b.cols]
+            np.multiply(x, b.a, out=x)
+            np.floor(x, out=x)
+            np.minimum(x, b.a - 1, out=x)
+            np.multiply(x, b.c[0], out=x)
+            out[:, b.cols] = np.add(b.b, x, out=x)
+        for b in plan.latent_linear:
+            x = out[:, b.cols]
+            np.multiply(x, b.b - b.a, out=x)
+            np.add(b.a, x, out=x)
+            if b.log:
+                for i in range(b.cols.size):
+                    x[:, i] = np.exp(np.ascontiguousarray(x[:, i]))
+            out[:, b.cols] = np.clip(x, b.c[0], b.c[1], out=x)
+        for j in plan.latent_rest:
+            out[:, j] = self.parameters[j].from_latent(u[:, j])
+        return out
 
     def to_latent(self, typed: FloatArray) -> FloatArray:
         typed = np.atleast_2d(typed)
@@ -307,17 +490,71 @@ class SearchSpace:
         typed = np.atleast_2d(typed)
         if typed.shape[0] == 0:
             return np.zeros((0, self.n_features))
-        return np.column_stack([p.features(typed[:, j]) for j, p in enumerate(self.parameters)])
+        plan = self._plan
+        out = np.empty((typed.shape[0], len(self.parameters)))
+        if plan.feature_index.size:
+            out[:, plan.feature_index] = typed[:, plan.feature_index]
+        # in place on one block-sized array: a wide space makes these arrays large
+        for b in plan.feature_linear:
+            t = self._warp_input(typed, b)
+            np.subtract(t, b.a, out=t)
+            np.divide(t, b.b - b.a, out=t)
+            out[:, b.cols] = np.clip(t, 0.0, 1.0, out=t)
+        for b in plan.feature_normal:
+            t = self._warp_input(typed, b)
+            np.subtract(t, b.a, out=t)
+            np.divide(t, b.b, out=t)
+            ndtr(t, out=t)
+            np.subtract(t, _PHI_LO, out=t)
+            np.divide(t, _PHI_SPAN, out=t)
+            out[:, b.cols] = np.clip(t, 0.0, 1.0, out=t)
+        for j in plan.feature_rest:
+            out[:, j] = self.parameters[j].features(typed[:, j])
+        return out
+
+    @staticmethod
+    def _warp_input(typed: FloatArray, b: _Block) -> FloatArray:
+        """A new array of the block's columns, on the log scale where the distribution is."""
+        if not b.log:
+            return np.asarray(typed[:, b.cols], dtype=np.float64)  # indexing made a copy
+        t = np.empty((typed.shape[0], b.cols.size))
+        for i, j in enumerate(b.cols.tolist()):
+            t[:, i] = np.log(typed[:, j])  # the column view Parameter.warp takes the log of
+        return t
 
     def key(self, row: Sequence[float] | FloatArray) -> tuple[str, ...]:
         """Canonical identity of a typed point: its Katib strings, in parameter order."""
-        return tuple(p.format(float(v)) for p, v in zip(self.parameters, row, strict=True))
+        values = (
+            row.tolist()
+            if isinstance(row, np.ndarray) and row.dtype == np.float64
+            else [float(v) for v in row]
+        )
+        return tuple(f(v) for f, v in zip(self._formatters, values, strict=True))
+
+    def keys(self, typed: FloatArray) -> list[tuple[str, ...]]:
+        """:meth:`key` of every row of ``typed`` (n, P), a column at a time."""
+        typed = np.atleast_2d(np.asarray(typed, dtype=np.float64))
+        if typed.shape[1] != len(self.parameters):
+            raise ValueError(f"rows of {typed.shape[1]} values for {len(self)} parameters")
+        if typed.shape[0] == 0:
+            return []
+        columns = [[f(v) for v in typed[:, j].tolist()] for j, f in enumerate(self._formatters)]
+        return list(zip(*columns, strict=True))
 
     def to_strings(self, row: Sequence[float] | FloatArray) -> dict[str, str]:
         return dict(zip(self.names, self.key(row), strict=True))
 
     def parse_assignment(self, values: Mapping[str, str], *, where: str) -> FloatArray:
         """Katib strings -> one typed row. Raises InvalidSearchSpaceError if it does not fit."""
+        names = self._names
+        if len(values) == len(names):
+            # the common case: every name once, every value in the space
+            try:
+                row = [f(values[n]) for f, n in zip(self._parsers, names, strict=True)]
+            except (KeyError, TypeError):
+                row = [None]
+            if None not in row:
+                return np.array(row)
         missing = [n for n in self.names if n not in values]
         if missing:
             raise InvalidSearchSpaceError(where, f"missing values for parameters {missing}")
