@@ -66,9 +66,9 @@ def _unequal(v: dict[str, str]) -> float:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="known regression, issue 11: on the rebuilt engine (issue 10) dcsa-bo's fixed mix no "
-    "longer beats gp-bo here (in process, 3 seeds x 40 trials: median 0.373 vs 0.214); strict, "
-    "so the test reports when DC/SA win again",
+    reason="known, issue 11: on the rebuilt engine (issue 10) neither dcsa-bo's old fixed mix "
+    "(3 seeds x 40 trials: median 0.373 vs gp-bo 0.214) nor its adaptive mix (0.336 vs 0.183) "
+    "beats gp-bo here; strict, so the test reports when DC/SA win again",
 )
 def test_dcsa_bo_beats_gp_bo_on_unequal_importance() -> None:
     """The synthetic suite's unequal-importance problem (12-D, three subnetworks)."""
