@@ -25,11 +25,12 @@ curve::
   The suite loop's own noise (``Problem.noise``) is 0 for these problems.
 - The **cost** of a trial is its budget ``b`` (epochs); a full-budget trial costs ``B_MAX``.
 
-Each problem comes in two views, both registered in ``problems.PROBLEMS`` by :func:`register`
-so that the suite's controller loop (``_suite_drive.run_grpc``, which looks problems up by name)
-can run them: ``mf-<base>`` has the ``epochs`` parameter (for ASHA and hyperband arms), and
-``mf-<base>-full`` has not and evaluates every trial at ``B_MAX`` (for the full-budget arm, as a
-user who trains every trial for the full number of epochs would write the Experiment).
+Each problem comes in two views: ``mf-<base>`` has the ``epochs`` parameter (for ASHA and
+hyperband arms), and ``mf-<base>-full`` has not and evaluates every trial at ``B_MAX`` (for the
+full-budget arm, as a user who trains every trial for the full number of epochs would write the
+Experiment). The suite's controller loop (``_suite_drive.run_grpc``) looks problems up by name
+in ``problems.PROBLEMS``; :func:`registered` puts a view there for the duration of a run only,
+so the suite's own sets and tables never see these problems.
 
 The bases are sibling pairs of ``problems.PAIRS`` (the tune/check split of docs/benchmarks.md):
 constants here were set by looking at the TUNE siblings only; the CHECK siblings are reported.
@@ -39,7 +40,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -184,19 +186,21 @@ def make(base: str, *, full: bool = False) -> MultiFidelity:
     return MultiFidelity(mf_name(base, full=full), prob, full, kind=f"{base}: {what}")
 
 
-def register(bases: Sequence[str] = TUNE_BASES + CHECK_BASES) -> list[str]:
-    """Add both views of each base to ``problems.PROBLEMS`` (idempotent); returns their names.
+@contextmanager
+def registered(*probs: MultiFidelity) -> Iterator[None]:
+    """Add the problems to ``problems.PROBLEMS`` while the block runs; removes what it added.
 
-    The suite's loop finds problems by name in that table; the multi-fidelity problems are not
-    part of the suite's sets (``problems.TUNE``/``CHECK``), so the suite never runs them.
+    The suite's loop finds problems by name in that table; these problems are not part of the
+    suite's sets (``problems.TUNE``/``CHECK``) and must not stay in its table.
     """
-    names = []
-    for base in bases:
-        for full in (False, True):
-            prob = make(base, full=full)
-            problems.PROBLEMS.setdefault(prob.name, prob)
-            names.append(prob.name)
-    return names
+    added = [p.name for p in probs if p.name not in problems.PROBLEMS]
+    for p in probs:
+        problems.PROBLEMS.setdefault(p.name, p)
+    try:
+        yield
+    finally:
+        for name in added:
+            problems.PROBLEMS.pop(name, None)
 
 
 def get(name: str) -> MultiFidelity:

@@ -123,12 +123,17 @@ HEADLINE = "dcsa-bo-asha"
 TARGET_RATIO = 3.0
 
 
-def _register() -> None:
-    mf.register()
+@contextmanager
+def _hyperband_known() -> Iterator[None]:
+    """The suite's loop knows arms by name (``ARM_KINDS``); Katib's hyperband is there only
+    while a run of it lasts."""
+    added = "katib-hyperband" not in drive.ARM_KINDS
     drive.ARM_KINDS.setdefault("katib-hyperband", HYPERBAND_KIND)
-
-
-_register()
+    try:
+        yield
+    finally:
+        if added:
+            drive.ARM_KINDS.pop("katib-hyperband", None)
 
 
 # ---- what wraps the loop's stub -----------------------------------------------------------------
@@ -299,12 +304,13 @@ def run_one(run: Run, servers: workers.Servers) -> dict[str, Any]:
     epochs = run.budget * mf.B_MAX
     started = time.perf_counter()
     if run.arm == "katib-hyperband":
-        with hyperband_stub(run.seed) as stub:
+        with hyperband_stub(run.seed) as stub, mf.registered(prob), _hyperband_known():
             meter = Meter(HyperbandRequests(stub), prob, epochs)
             result = run_grpc(task, meter)
     else:
         meter = Meter(servers.stub("dcsa"), prob, epochs)
-        result = run_grpc(task, meter)
+        with mf.registered(prob):
+            result = run_grpc(task, meter)
         if any(f"GetSuggestions: {c}:" in result.error for c in workers.RESTART_CODES):
             servers.restart("dcsa")
     end = "trials"
@@ -347,7 +353,7 @@ def katib_controller_check(base: str, seed: int = 0) -> str:
         budget=200,
         settings=HYPERBAND_SETTINGS,
     )
-    with hyperband_stub(seed) as stub:
+    with hyperband_stub(seed) as stub, mf.registered(prob), _hyperband_known():
         result = run_grpc(task, stub)
     return f"{len(result.values)} trials, then: {result.error or 'no error'}"
 

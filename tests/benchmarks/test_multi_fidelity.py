@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks import _suite_drive as drive
 from benchmarks import _suite_workers as workers
 from benchmarks import mf_problems as mf
 from benchmarks import multi_fidelity as bench
@@ -61,10 +62,10 @@ def test_values_are_deterministic_and_reach_f_at_the_full_budget() -> None:
     assert mf.BUDGET not in {s.name for s in full.specs()}
     budget = next(s for s in prob.specs() if s.name == mf.BUDGET)
     assert (budget.type, budget.min, budget.max) == ("int", "1", "27")
-    # registered under the names the suite's loop looks up
-    mf.register([TUNE_BASE])
-    assert problems.get(prob.name).name == prob.name
-    assert problems.get(full.name).name == full.name
+    # found by the suite's loop (by name) during a run only
+    with mf.registered(prob, full):
+        assert problems.get(prob.name) is prob and problems.get(full.name) is full
+    assert prob.name not in problems.PROBLEMS and full.name not in problems.PROBLEMS
 
 
 class _Fixed:
@@ -168,6 +169,8 @@ def test_a_tiny_driver_run_goes_through_the_suites_loop() -> None:
     assert [t[0] for t in full["trials"]] == [mf.B_MAX, mf.B_MAX]
     assert (asha["end"], asha["error"]) == ("budget", "")
     assert [t[0] for t in asha["trials"]] == [mf.B_MIN, mf.B_MIN]  # new configurations: rung 0
+    # the suite's tables hold the run's problem only while it runs
+    assert not any(name.startswith(mf.PREFIX) for name in problems.PROBLEMS)
     cells, facts = bench.summarise([full, asha])
     assert {c.arm for c in cells} == {bench.FULL, "random-asha"}
     assert facts[TUNE_BASE]["target"] == min(t[1] for t in full["trials"])
@@ -185,3 +188,4 @@ def test_katib_hyperband_runs_its_first_bracket_and_stalls_under_katibs_controll
     again = bench.run_one(bench.Run(TUNE_BASE, "katib-hyperband", 0, 1.0), workers.Servers())
     assert again["trials"] == run["trials"]  # seeded: the same run
     assert "9 assignments for 27 asked" in bench.katib_controller_check(TUNE_BASE)
+    assert "katib-hyperband" not in drive.ARM_KINDS
