@@ -187,7 +187,9 @@ def test_dc_candidates_are_the_cross_product_minus_known_points() -> None:
     trials += random_trials(SPACE3, 10, seed=4, f=lambda v: 10.0 + _additive(v), prefix="r")
     strategy, ctx = _context(SPACE3, trials, {"dc_top_m": "3"})
     fit = fit_surrogate(ctx, strategy.feature_groups(SPACE3, ctx.settings))  # type: ignore[attr-defined]
-    cands = dc_candidates(Batch(ctx), fit, make_partition(SPACE3, None), 3, 4096)
+    batch = Batch(ctx)
+    ranked = dc_candidates(batch, fit, make_partition(SPACE3, None), 3, 4096)
+    cands = [row for row in ranked if SPACE3.key(row) not in batch.taken]
     got = {tuple(round(float(v), 6) for v in row[[0, 2, 4]]) for row in cands}
     expected = {
         (a, b, c) for a in (0.1, 0.4, 0.7) for b in (0.2, 0.5, 0.8) for c in (0.3, 0.6, 0.9)

@@ -30,6 +30,7 @@ same answer, also after a restart.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -250,7 +251,12 @@ class GroupMove:
 def dc_candidates(
     batch: Batch, model: Surrogate, part: Partition, top_m: int, limit: int
 ) -> list[FloatArray]:
-    """Cross-product children of the top trials, unseen, best (lowest posterior mean) first."""
+    """Cross-product children of the top trials, best (lowest posterior mean) first.
+
+    Known points (the parents among them) are not removed here: the caller skips them as it
+    takes children, so only the children it proposes get a key (a key per candidate cost
+    seconds with thousands of parameters), and the order of the unseen ones is the same.
+    """
     ctx = batch.ctx
     h = ctx.history
     top = h.x_obs[np.argsort(h.y_obs, kind="stable")[:top_m]]
@@ -266,16 +272,12 @@ def dc_candidates(
     else:
         picks = ctx.rng.integers(0, sizes, size=(limit, len(sizes)))
         combos = sorted({tuple(int(v) for v in c) for c in picks})
-    rows = []
-    for combo in combos:
-        row = np.empty(len(ctx.space))
+    cand = np.empty((len(combos), len(ctx.space)))
+    for j, combo in enumerate(combos):
         for g, configs, i in zip(part.groups, per_group, combo, strict=True):
-            row[list(g.params)] = configs[i]
-        if ctx.space.key(row) not in batch.taken:
-            rows.append(row)
-    if not rows:
+            cand[j, list(g.params)] = configs[i]
+    if not len(cand):
         return []
-    cand = np.vstack(rows)
     order = np.argsort(model.posterior.mean(ctx.space.features(cand)), kind="stable")
     return [cand[i] for i in order]
 
@@ -286,14 +288,16 @@ class Recombination:
     def __init__(self, part: Partition, top_m: int, limit: int, number: int | None = None):
         self.part, self.top_m, self.limit, self.number = part, top_m, limit, number
         self._children: list[FloatArray] | None = None
+        self._next = 0
 
     def __call__(self, batch: Batch, model: Surrogate) -> Proposal | None:
         if len(self.part.groups) < 2:
             return None  # one group: the cross product is the parents themselves
         if self._children is None:
             self._children = dc_candidates(batch, model, self.part, self.top_m, self.limit)
-        while self._children:
-            row = self._children.pop(0)
+        while self._next < len(self._children):
+            row = self._children[self._next]
+            self._next += 1
             if batch.ctx.space.key(row) not in batch.taken:
                 labels = {} if self.number is None else {LABEL_DC_ROUND: str(self.number)}
                 return Proposal(row, "dc", labels=labels, number=self.number)
@@ -320,21 +324,35 @@ def dc_round_due(batch: Batch, interval: int, size: int) -> tuple[int, int] | No
 
 
 # ---- the strategies --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _partition(
+    space: SearchSpace, mapping: tuple[tuple[str, tuple[str, ...]], ...] | None
+) -> Partition:
+    return make_partition(space, None if mapping is None else {g: list(m) for g, m in mapping})
+
+
+def partition_of(space: SearchSpace, subnetworks: Mapping[str, Sequence[str]] | None) -> Partition:
+    """The partition of ``space`` by the ``subnetworks`` setting, built once per experiment
+    (validation, the surrogate and the policies of a call all ask for it)."""
+    key = None if subnetworks is None else tuple((g, tuple(m)) for g, m in subnetworks.items())
+    return _partition(space, key)
+
+
 class _Grouped(ModelBased):
-    """Partitioned strategies: the partition is built once per call, in :meth:`plan`."""
+    """Partitioned strategies."""
 
     def check(self, space: SearchSpace, settings: Any) -> None:
         super().check(space, settings)
-        make_partition(space, settings.subnetworks)
+        partition_of(space, settings.subnetworks)
 
     def feature_groups(self, space: SearchSpace, settings: Any) -> list[list[int]]:
         if settings.surrogate == "full":
             return [list(range(space.n_features))]
-        return make_partition(space, settings.subnetworks).feature_groups()
+        return partition_of(space, settings.subnetworks).feature_groups()
 
     @staticmethod
     def partition(batch: Batch) -> Partition:
-        return make_partition(batch.ctx.space, batch.ctx.settings.subnetworks)
+        return partition_of(batch.ctx.space, batch.ctx.settings.subnetworks)
 
     @staticmethod
     def dc_round(batch: Batch, part: Partition) -> Iterator[SlotPolicy]:
