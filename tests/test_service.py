@@ -118,6 +118,14 @@ BAD_EXPERIMENTS = {
         pb_experiment(_with(MIXED, 0, type="float")),
         "spec.parameters[0].parameterType",
     ),
+    "ASHA budget not a parameter": (
+        pb_experiment(settings={"resource_name": "epochs"}),
+        "spec.algorithm.algorithmSettings[resource_name]",
+    ),
+    "ASHA eta below 2": (
+        pb_experiment(settings={"resource_name": "lr", "eta": "1"}),
+        "spec.algorithm.algorithmSettings[eta]",
+    ),
     "duplicate names": (pb_experiment(_with(MIXED, 1, name="lr")), "spec.parameters[1].name"),
     "missing objective metric": (pb_experiment(metric=""), "spec.objective.objectiveMetricName"),
     "no parameters": (pb_experiment([]), "spec.parameters"),
