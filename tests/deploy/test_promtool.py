@@ -271,6 +271,7 @@ def test_plain_scrape_config_is_valid_prometheus_config(
         "dcsa_best_objective_value",
         "dcsa_suggestions_total",
         "dcsa_fallbacks_total",
+        "dcsa_policy_share",
         "grpc_server_handled_total",
     ],
 )
