@@ -253,3 +253,14 @@ def test_incumbent_is_robust_to_a_lucky_noisy_observation() -> None:
         else:
             assert fit.y_best == pytest.approx(float(mean_at_obs.min()))
             assert fit.y_best > lowest + 0.5  # the lucky value is not believed
+
+
+def test_a_call_does_a_fixed_amount_of_model_work() -> None:
+    """max_model_slots bounds the model-based slots of one call; the rest is quasi-random and
+    counted as slot_limit fallbacks, the same on every repeat (not a wall-clock cut)."""
+    trials = random_trials(MIXED_SPACE, 20, f=lambda v: float(v["a"]) ** 2)
+    first = call("gp-bo", MIXED_SPACE, trials, 6, settings={"max_model_slots": "4"})
+    assert [s.origin for s in first.suggestions] == ["bo"] * 4 + ["fallback"] * 2
+    assert first.fallbacks == ["slot_limit", "slot_limit"]
+    again = call("gp-bo", MIXED_SPACE, trials, 6, settings={"max_model_slots": "4"})
+    assert [s.assignments for s in again.suggestions] == [s.assignments for s in first.suggestions]
