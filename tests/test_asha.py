@@ -34,28 +34,17 @@ from suggestion_service.core.history import (
     build_history,
 )
 from suggestion_service.core.settings import SettingsTable
-from suggestion_service.core.space import SearchSpace, make_parameter, make_space
+from suggestion_service.core.space import SearchSpace
+
+from .helpers import space_from
 
 RESOURCE_FIELD = "spec.algorithm.algorithmSettings[resource_name]"
 ETA_FIELD = "spec.algorithm.algorithmSettings[eta]"
 
 
 def _space(*rows: tuple[str, str, str, str, str, Sequence[str]]) -> SearchSpace:
-    """Rows of (name, type, min, max, step, list); built without the engine's imports."""
-    return make_space(
-        [
-            make_parameter(
-                name=n,
-                type_name=t,
-                min_text=lo,
-                max_text=hi,
-                step_text=st,
-                choices=list(ch),
-                where=f"spec.parameters[{i}]",
-            )
-            for i, (n, t, lo, hi, st, ch) in enumerate(rows)
-        ]
-    )
+    """Rows of (name, type, min, max, step, list), uniform."""
+    return space_from([(*row, "uniform") for row in rows])
 
 
 def _budget_space(type_name: str, low: str, high: str, step: str = "") -> SearchSpace:
