@@ -7,7 +7,8 @@ The setting's value is compact JSON::
 with each value in the Experiment's own direction, as Katib reports it. The suggestion service
 refuses (INVALID_ARGUMENT, ``spec.algorithm.algorithmSettings[warm_start]``) a payload that does
 not fit the search space, so the operator filters first, with the same parser the service uses
-(``suggestion_service.core.space``), and reports what it dropped and why.
+(``suggestion_service.katib.convert`` into ``suggestion_service.core.space``), and reports what it
+dropped and why.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suggestion_service.core.errors import InvalidArgumentError
-from suggestion_service.core.space import SearchSpace, make_parameter, make_space
+from suggestion_service.core.space import SearchSpace
 from suggestion_service.core.warm_start import WarmTrial, check_warm_start, parse_warm_start
+from suggestion_service.katib import convert
 
 SETTING = "warm_start"
 #: Trial conditions whose observation counts (Katib sends EarlyStopped ones with metrics too).
@@ -62,8 +64,8 @@ def _text(value: object) -> str:
 
 
 def search_space(spec: Mapping[str, Any]) -> SearchSpace:
-    """The search space of a Katib Experiment spec (``parameters``), checked as the service
-    checks it.
+    """The search space of a Katib Experiment spec (``parameters``), parsed as the service
+    parses it: through the project's one Katib converter (``katib.convert``).
 
     Raises:
         WarmStartError: naming ``spec.parameters[i]...`` and what is wrong.
@@ -71,28 +73,8 @@ def search_space(spec: Mapping[str, Any]) -> SearchSpace:
     params = spec.get("parameters")
     if not isinstance(params, list) or not params:
         raise WarmStartError("spec.parameters", "must list at least one parameter")
-    built = []
     try:
-        for i, p in enumerate(params):
-            where = f"spec.parameters[{i}]"
-            if not isinstance(p, Mapping):
-                raise WarmStartError(where, "must be an object")
-            fs = p.get("feasibleSpace") or {}
-            if not isinstance(fs, Mapping):
-                raise WarmStartError(f"{where}.feasibleSpace", "must be an object")
-            built.append(
-                make_parameter(
-                    name=_text(p.get("name")),
-                    type_name=_text(p.get("parameterType")),
-                    min_text=_text(fs.get("min")),
-                    max_text=_text(fs.get("max")),
-                    step_text=_text(fs.get("step")),
-                    choices=[_text(c) for c in fs.get("list") or []],
-                    distribution=_text(fs.get("distribution")) or "uniform",
-                    where=where,
-                )
-            )
-        return make_space(built)
+        return convert.space_from_parameters(params)
     except InvalidArgumentError as exc:
         raise WarmStartError(exc.field, exc.message) from None
 

@@ -7,7 +7,9 @@ Katib's strings are parsed once here into typed objects and back. Directions:
   :func:`to_settings`, :func:`to_trial`, :func:`to_request`;
 - core -> wire: :func:`to_reply`, :func:`from_trial`;
 - custom resource -> wire (Katib's ``ConvertExperiment``): :func:`experiment_to_pb`,
-  :func:`parameters_to_pb`, :func:`objective_to_pb`.
+  :func:`parameters_to_pb`, :func:`objective_to_pb`;
+- custom resource -> core: :func:`space_from_parameters` (the two steps above, for code that
+  reads Experiment objects, such as the TuningSchedule operator).
 
 The controller's rules (which trials a request carries, request numbers, settings merge) are in
 ``suggestion_service.local.controller``, which builds its requests with these functions.
@@ -269,6 +271,43 @@ def parameters_to_pb(parameters: Any) -> list[pb.ParameterSpec]:
             )
         )
     return out
+
+
+def space_from_parameters(parameters: Any) -> SearchSpace:
+    """The search space of an Experiment's ``parameters`` list (mappings as in the YAML), as
+    the service parses it once Katib has converted it: :func:`parameters_to_pb`, then
+    :func:`to_space`.
+
+    What that conversion would turn into a zero value is refused first, with the text as
+    written, as Katib's webhook refuses it before the conversion runs: an entry or
+    ``feasibleSpace`` that is not a mapping, an unknown ``parameterType`` or ``distribution``.
+    A missing distribution is uniform (the webhook's default).
+
+    Raises:
+        InvalidSearchSpaceError: naming ``spec.parameters[i]...`` and what is wrong.
+    """
+    for i, raw in enumerate(_list(parameters)):
+        where = f"spec.parameters[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InvalidSearchSpaceError(where, "must be an object")
+        fs = raw.get("feasibleSpace") or {}
+        if not isinstance(fs, Mapping):
+            raise InvalidSearchSpaceError(f"{where}.feasibleSpace", "must be an object")
+        type_name = text(raw.get("parameterType"))
+        if type_name not in _PARAMETER_TYPES:
+            raise InvalidSearchSpaceError(
+                f"{where}.parameterType",
+                f"{echo(type_name)} is not a known type; allowed: {list(_PARAMETER_TYPES)}",
+            )
+        dist = text(fs.get("distribution"))
+        if dist and dist not in _CR_DISTRIBUTIONS:
+            raise InvalidSearchSpaceError(
+                f"{where}.feasibleSpace.distribution",
+                f"{echo(dist)} is not a known distribution; allowed: {list(_CR_DISTRIBUTIONS)}",
+            )
+    spec = pb.ExperimentSpec()
+    spec.parameter_specs.parameters.extend(parameters_to_pb(parameters))
+    return to_space(spec)
 
 
 def experiment_to_pb(name: str, spec: Mapping[str, Any]) -> pb.Experiment:

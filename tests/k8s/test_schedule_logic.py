@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from suggestion_service.core.errors import InvalidArgumentError
+from suggestion_service.core.space import Distribution
 from suggestion_service.core.warm_start import WarmTrial
 from suggestion_service.k8s.schedule import (
     Action,
@@ -27,11 +29,13 @@ from suggestion_service.k8s.schedule import (
     to_prune,
 )
 from suggestion_service.k8s.warm_start_payload import (
+    WarmStartError,
     build_payload,
     search_space,
     trial_observations,
     with_setting,
 )
+from suggestion_service.katib import convert
 
 UTC = dt.UTC
 
@@ -384,6 +388,124 @@ def test_observations_of_finished_trials_only() -> None:
         WarmTrial({"lr": "0.02", "layers": "3", "opt": "adam"}, 0.9),
     ]
     assert dropped == Counter({"not finished": 2, "no objective value": 1})
+
+
+# ---- the template's search space: the service's parser ---------------------------------------
+
+_ALL_TYPES = [
+    {
+        "name": "lr",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "1e-4", "max": "0.1", "distribution": "logUniform"},
+    },
+    {"name": "drop", "parameterType": "double", "feasibleSpace": {"min": 0, "max": 0.5}},
+    {
+        "name": "layers",
+        "parameterType": "int",
+        "feasibleSpace": {"min": 2, "max": 8, "step": 2, "distribution": "uniform"},
+    },
+    {
+        "name": "batch",
+        "parameterType": "discrete",
+        "feasibleSpace": {"list": [64, "16", 32.5], "distribution": "logNormal"},
+    },
+    {"name": "width", "parameterType": "discrete", "feasibleSpace": {"list": ["1", "3"]}},
+    {"name": "opt", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd", "adam"]}},
+]
+
+
+def _with(i: int, **fs: Any) -> list[dict[str, Any]]:
+    out = copy.deepcopy(_ALL_TYPES)
+    out[i]["feasibleSpace"] = fs
+    return out
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        pytest.param(TEMPLATE["spec"]["parameters"], id="template"),
+        pytest.param(_ALL_TYPES, id="every-type"),
+        pytest.param(_with(1, min="0", max="0.5", distribution="normal"), id="normal"),
+        pytest.param(_with(0, min="0", max="1", distribution="logUniform"), id="log-min-0"),
+        pytest.param(_with(1, min="0.5", max="0.5"), id="min-is-max"),
+        pytest.param(_with(2, min="1", max="8", step="1.5"), id="int-step-1.5"),
+        pytest.param(_with(3, list=["1", "1.0"]), id="a-number-twice"),
+        pytest.param(_with(5, list=[]), id="no-choices"),
+        pytest.param(_with(1, min="0"), id="no-max"),
+        pytest.param([*_ALL_TYPES, _ALL_TYPES[0]], id="a-name-twice"),
+        pytest.param(
+            [{"name": "", "parameterType": "double", "feasibleSpace": {"min": 0, "max": 1}}],
+            id="no-name",
+        ),
+    ],
+)
+def test_operator_and_service_parse_a_template_alike(parameters: list[dict[str, Any]]) -> None:
+    """The operator filters warm-start trials with the space the service will build from the
+    Experiment it creates (Katib's conversion, then the service's parser): same space, or the
+    same error at the same field."""
+    spec = {**TEMPLATE["spec"], "parameters": parameters}
+    try:
+        expected = convert.to_space(convert.experiment_to_pb("e", spec).spec)
+    except InvalidArgumentError as exc:
+        with pytest.raises(WarmStartError) as err:
+            search_space(spec)
+        assert (err.value.field, err.value.message) == (exc.field, exc.message)
+    else:
+        assert search_space(spec) == expected
+
+
+def test_a_missing_distribution_is_uniform() -> None:
+    space = search_space({"parameters": _ALL_TYPES})
+    by_name = {p.name: p for p in space.parameters}
+    assert by_name["drop"].distribution is Distribution.UNIFORM
+    assert by_name["width"].distribution is Distribution.UNIFORM
+    explicit = _with(1, min=0, max=0.5, distribution="uniform")
+    assert search_space({"parameters": explicit}) == space
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field", "words"),
+    [
+        (None, "spec.parameters", "must list at least one parameter"),
+        ([], "spec.parameters", "must list at least one parameter"),
+        ({"name": "lr"}, "spec.parameters", "must list at least one parameter"),
+        ([*_ALL_TYPES[:1], "lr"], "spec.parameters[1]", "must be an object"),
+        (
+            [{"name": "lr", "parameterType": "double", "feasibleSpace": ["0", "1"]}],
+            "spec.parameters[0].feasibleSpace",
+            "must be an object",
+        ),
+        (
+            [*_ALL_TYPES[:2], {**_ALL_TYPES[2], "parameterType": "integer"}],
+            "spec.parameters[2].parameterType",
+            "'integer' is not a known type; allowed: ['double', 'int', 'discrete', 'categorical']",
+        ),
+        (
+            [{"name": "lr", "feasibleSpace": {"min": 0, "max": 1}}],
+            "spec.parameters[0].parameterType",
+            "'' is not a known type",
+        ),
+        # Katib's conversion would make these uniform: the webhook refuses them, so must we
+        (
+            _with(1, min=0, max=1, distribution="loguniform"),
+            "spec.parameters[1].feasibleSpace.distribution",
+            "'loguniform' is not a known distribution; allowed: ['uniform', 'logUniform', "
+            "'normal', 'logNormal']",
+        ),
+        (
+            _with(5, list=["a", "b"], distribution="gaussian"),
+            "spec.parameters[5].feasibleSpace.distribution",
+            "'gaussian' is not a known distribution",
+        ),
+    ],
+)
+def test_a_template_space_katib_would_refuse_names_the_field(
+    parameters: Any, field: str, words: str
+) -> None:
+    with pytest.raises(WarmStartError) as err:
+        search_space({"parameters": parameters})
+    assert err.value.field == field
+    assert words in err.value.message
 
 
 def test_payload_keeps_the_best_that_fit_and_reports_the_rest() -> None:
