@@ -1,7 +1,10 @@
 """One benchmark run: every arm is a Katib suggestion service, driven by one controller loop.
 
-This file is the loop and what it sends (it is part of every run's fingerprint); the servers and
-worker processes are in ``_suite_workers.py``.
+This file says what the suite sends (the Experiment, the objective's values, the trial times)
+and drives it with the controller loop ``dcsa run`` and the tests share
+(``suggestion_service.local.controller.run_synchronous``). What the loop sends is part of every
+run's fingerprint (:func:`loop_fingerprint`); the servers and worker processes are in
+``_suite_workers.py``.
 
 Every arm answers ``api.v1.beta1.Suggestion/GetSuggestions`` in a server process of its own:
 our strategies in ``dcsa serve``, the Katib-equivalent skopt service in
@@ -21,13 +24,15 @@ and completion times in Katib's format) before the next call.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -35,7 +40,9 @@ import numpy as np
 from benchmarks import problems as problem_set
 from benchmarks.problems import Problem
 from suggestion_service._generated import api_pb2 as pb
-from suggestion_service._generated import api_pb2_grpc as pb_grpc
+from suggestion_service.katib import convert
+from suggestion_service.katib.servicer import answer
+from suggestion_service.local import controller as ctl
 
 log = logging.getLogger(__name__)
 
@@ -164,62 +171,33 @@ def _round(x: float) -> float:
 
 
 # ---- the Katib controller loop --------------------------------------------------------------
-def merge_settings(
-    base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """Katib's merge of ``reply.algorithm`` into the experiment's settings: by name, in place."""
-    out = list(base)
-    index = {n: i for i, (n, _v) in enumerate(out)}
-    for name, value in updates:
-        if name in index:
-            out[index[name]] = (name, value)
-        else:
-            index[name] = len(out)
-            out.append((name, value))
-    return out
-
-
-_TYPES = {
-    "double": pb.DOUBLE,
-    "int": pb.INT,
-    "discrete": pb.DISCRETE,
-    "categorical": pb.CATEGORICAL,
-}
-_DISTRIBUTIONS = {"uniform": pb.UNIFORM, "logUniform": pb.LOG_UNIFORM}
-
-
-def parameter_specs(prob: Problem) -> list[pb.ParameterSpec]:
-    """The problem's parameters as Katib sends them (the mutating webhook fills
-    ``distribution: uniform`` where it is empty, categorical and discrete ones included)."""
-    out = []
-    for s in prob.specs():
-        fs = pb.FeasibleSpace(distribution=_DISTRIBUTIONS[s.distribution])
-        if s.values:
-            fs.list.extend(s.values)
-        else:
-            fs.min, fs.max = s.min, s.max
-            if s.step:
-                fs.step = s.step
-        out.append(pb.ParameterSpec(name=s.name, parameter_type=_TYPES[s.type], feasible_space=fs))
-    return out
-
-
 def experiment_spec(
     prob: Problem, algorithm: str, settings: Sequence[tuple[str, str]], task: Task
 ) -> pb.Experiment:
-    """The Experiment as Katib sends it."""
-    objective = pb.ObjectiveSpec(type=pb.MINIMIZE, objective_metric_name=METRIC)
-    spec = pb.ExperimentSpec(
-        objective=objective,
-        algorithm=pb.AlgorithmSpec(
-            algorithm_name=algorithm,
-            algorithm_settings=[pb.AlgorithmSetting(name=k, value=v) for k, v in settings],
-        ),
-        parallel_trial_count=task.batch,
-        max_trial_count=task.budget,
+    """The Experiment as Katib sends it, through the project's one converter (the mutating
+    webhook has filled ``distribution: uniform`` where it was empty, categorical and discrete
+    parameters included)."""
+    parameters = []
+    for s in prob.specs():
+        space: dict[str, Any] = {"distribution": s.distribution}
+        if s.values:
+            space["list"] = list(s.values)
+        else:
+            space.update(min=s.min, max=s.max, step=s.step or None)
+        parameters.append({"name": s.name, "parameterType": s.type, "feasibleSpace": space})
+    return convert.experiment_to_pb(
+        task.experiment_name(),
+        {
+            "objective": {"type": "minimize", "objectiveMetricName": METRIC},
+            "algorithm": {
+                "algorithmName": algorithm,
+                "algorithmSettings": [{"name": k, "value": v} for k, v in settings],
+            },
+            "parameters": parameters,
+            "parallelTrialCount": task.batch,
+            "maxTrialCount": task.budget,
+        },
     )
-    spec.parameter_specs.parameters.extend(parameter_specs(prob))
-    return pb.Experiment(name=task.experiment_name(), spec=spec)
 
 
 def _noise_rng(task: Task) -> np.random.Generator:
@@ -230,10 +208,10 @@ def _noise_rng(task: Task) -> np.random.Generator:
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def katib_time(minutes: int) -> str:
-    """A trial time as Katib formats it (``2006-01-02T15:04:05Z``), on a fixed clock (one minute
-    per trial from 2026-01-01) so that the same run sends the same requests."""
-    return (_EPOCH + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def trial_time(minutes: int) -> dt.datetime:
+    """A fixed clock (one minute per trial from 2026-01-01), so that the same run sends the
+    same requests."""
+    return _EPOCH + dt.timedelta(minutes=minutes)
 
 
 def initial_settings(task: Task) -> list[tuple[str, str]]:
@@ -242,76 +220,158 @@ def initial_settings(task: Task) -> list[tuple[str, str]]:
     kind = arm_kind(task.arm)
     if kind.server == "skopt":
         return list(task.settings)
-    return merge_settings([("random_state", str(task.seed))], task.settings)
+    return list(ctl.merge_settings([("random_state", str(task.seed))], task.settings))
 
 
-def run_grpc(task: Task, stub: pb_grpc.SuggestionStub) -> RunResult:
-    """Drive one experiment through GetSuggestions as Katib's controller would.
+#: The objective as Katib's webhook leaves it: ``loss`` minimised, its strategy ``min``.
+OBJECTIVE = ctl.Objective(type="minimize", metric=METRIC, strategies={METRIC: "min"})
+
+
+class Stub(Protocol):
+    """What :func:`run_grpc` calls: a gRPC ``SuggestionStub`` or :class:`InProcess`."""
+
+    def GetSuggestions(  # noqa: N802 - gRPC method name
+        self, request: pb.GetSuggestionsRequest, timeout: float | None = None
+    ) -> pb.GetSuggestionsReply: ...
+
+
+def in_process(request: pb.GetSuggestionsRequest) -> pb.GetSuggestionsReply:
+    """Our service without gRPC (``katib.servicer.answer``, no deadline)."""
+    return answer(request)[2]
+
+
+class InProcess:
+    """Our service as a stub without gRPC, for quick screening (``benchmarks.engine_tune``):
+    the same requests and answers as through ``dcsa serve``, short of the server's deadline."""
+
+    def GetSuggestions(  # noqa: N802 - gRPC method name
+        self, request: pb.GetSuggestionsRequest, timeout: float | None = None
+    ) -> pb.GetSuggestionsReply:
+        return in_process(request)
+
+
+def run_grpc(task: Task, stub: Stub) -> RunResult:
+    """Drive one experiment through GetSuggestions with Katib's controller rules
+    (``suggestion_service.local.controller.run_synchronous``, the loop ``dcsa run`` and the
+    tests share): ``parallelTrialCount`` = the batch, every trial evaluated before the next call.
 
     A failed call ends the run with ``error`` = ``GetSuggestions: <status code>: <details>``
     (Katib would retry; a benchmark run stops); the caller restarts the server when needed.
     """
     prob = problem(task.problem)
     kind = arm_kind(task.arm)
-    settings = initial_settings(task)
     noise = _noise_rng(task)
     result = RunResult(
         problem=task.problem, arm=task.arm, batch=task.batch, seed=task.seed, budget=task.budget
     )
-    objective = pb.ObjectiveSpec(type=pb.MINIMIZE, objective_metric_name=METRIC)
-    trials: list[pb.Trial] = []
-    total = 0
-    started = time.perf_counter()
-    while len(trials) < task.budget:
-        n = min(task.batch, task.budget - len(trials))
-        call_settings = settings
+
+    def call(request: pb.GetSuggestionsRequest) -> pb.GetSuggestionsReply:
         if kind.server == "skopt":
             # Katib's skopt service keeps one Optimizer in memory, whose random generator
             # advances from call to call; skopt_service.py builds a fresh Optimizer per
             # call, so a fixed random_state would repeat the same initial point. A seed per
-            # call (run seed, request counter) keeps runs reproducible and the draws fresh.
-            call_settings = merge_settings(
-                settings, [("random_state", str(task.seed * 100_003 + total))]
+            # call (run seed, suggestions made so far) keeps runs reproducible and the draws
+            # fresh.
+            made = request.total_request_number - request.current_request_number
+            seeded = pb.GetSuggestionsRequest()
+            seeded.CopyFrom(request)
+            seeded.experiment.CopyFrom(
+                ctl.with_settings(
+                    request.experiment, [("random_state", str(task.seed * 100_003 + made))]
+                )
             )
-        req = pb.GetSuggestionsRequest(
-            experiment=experiment_spec(prob, kind.algorithm, call_settings, task),
-            trials=trials,
-            current_request_number=n,
-            total_request_number=total + n,
-        )
+            request = seeded
         t0 = time.perf_counter()
         try:
-            reply = stub.GetSuggestions(req, timeout=KATIB_DEADLINE_SECONDS)
-        except grpc.RpcError as exc:
+            return stub.GetSuggestions(request, timeout=KATIB_DEADLINE_SECONDS)
+        finally:
             result.call_seconds.append(time.perf_counter() - t0)
-            result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
-            break
-        result.call_seconds.append(time.perf_counter() - t0)
-        if len(reply.parameter_assignments) != n:
-            result.error = f"{len(reply.parameter_assignments)} assignments for {n} asked"
-            break
-        total += n
-        settings = merge_settings(
-            settings, [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
+
+    def evaluate(made: ctl.Assignment, i: int) -> ctl.TrialView:
+        y_true = prob.value(dict(made.assignments))
+        y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
+        origin = made.labels.get(ORIGIN_LABEL, "")
+        result.origins.append(origin)
+        result.fallbacks += origin == "fallback"
+        result.values.append(y)
+        result.true_values.append(y_true)
+        return ctl.TrialView(
+            name=made.name,
+            objective=OBJECTIVE,
+            assignments=made.assignments,
+            conditions=(ctl.Condition(ctl.SUCCEEDED),),
+            start_time=trial_time(i),
+            completion_time=trial_time(i + 1),
+            observation=(ctl.Metric.reduced(METRIC, repr(y)),),
         )
-        for item in reply.parameter_assignments:
-            assignment = {a.name: a.value for a in item.assignments}
-            y_true = prob.value(assignment)
-            y = y_true + prob.noise * float(noise.normal()) if prob.noise else y_true
-            name = item.trial_name or f"{task.experiment_name()}-{len(trials):04d}"
-            trial = pb.Trial(name=name)
-            trial.spec.objective.CopyFrom(objective)
-            trial.spec.parameter_assignments.assignments.extend(item.assignments)
-            # item.labels go to the Trial's metadata only: Katib never sends them back
-            trial.status.condition = pb.TrialStatus.SUCCEEDED
-            trial.status.start_time = katib_time(len(trials))
-            trial.status.completion_time = katib_time(len(trials) + 1)
-            trial.status.observation.metrics.add(name=METRIC, value=repr(y))
-            trials.append(trial)
-            origin = item.labels.get(ORIGIN_LABEL, "")
-            result.origins.append(origin)
-            result.fallbacks += origin == "fallback"
-            result.values.append(y)
-            result.true_values.append(y_true)
+
+    started = time.perf_counter()
+    try:
+        ctl.run_synchronous(
+            experiment_spec(prob, kind.algorithm, initial_settings(task), task),
+            call,
+            evaluate,
+            parallel=task.batch,
+            max_trials=task.budget,
+        )
+    except grpc.RpcError as exc:
+        result.error = f"GetSuggestions: {exc.code().name}: {exc.details()}"
+    except ctl.ReplyError as exc:
+        result.error = str(exc)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+# ---- the loop's fingerprint -----------------------------------------------------------------
+class _Scripted:
+    """A stub that answers with seeded random points of the problem, names its trials or not,
+    labels them and returns a setting that changes per call (to exercise Katib's merge), and
+    keeps a hash of every request it receives."""
+
+    def __init__(self, prob: Problem, *, named: bool, seed: int) -> None:
+        self.prob, self.named = prob, named
+        self.rng = np.random.default_rng(seed)
+        self.hash = hashlib.sha256()
+        self.calls = 0
+
+    def GetSuggestions(  # noqa: N802 - gRPC method name
+        self, request: pb.GetSuggestionsRequest, timeout: float | None = None
+    ) -> pb.GetSuggestionsReply:
+        self.hash.update(request.SerializeToString(deterministic=True))
+        self.hash.update(repr(timeout).encode())
+        self.calls += 1
+        reply = pb.GetSuggestionsReply()
+        for i in range(request.current_request_number):
+            point = problem_set.random_assignment(self.prob, self.rng)
+            item = reply.parameter_assignments.add(
+                trial_name=f"scripted-{self.calls}-{i}" if self.named else ""
+            )
+            item.assignments.extend(
+                pb.ParameterAssignment(name=k, value=v) for k, v in point.items()
+            )
+            item.labels[ORIGIN_LABEL] = "bo"
+        reply.algorithm.algorithm_settings.add(name="scripted_call", value=str(self.calls))
+        return reply
+
+
+def loop_fingerprint() -> str:
+    """What the loop sends, hashed: the requests of scripted runs (named and unnamed trials,
+    batches 1 and 3, a noisy problem, the skopt arm's per-call seed) and what it records.
+
+    Stored runs are keyed by this rather than by this file's text, so an edit of the loop that
+    keeps its requests (a refactoring, a comment) keeps them, and one that changes a request
+    re-runs them. ``tests/benchmarks/test_suite_loop.py`` pins the value.
+    """
+    h = hashlib.sha256()
+    for prob_name, arm, batch, named in (
+        ("mixed4-b", "tpe", 1, False),
+        ("mixed4-b", "gp-bo", 3, True),
+        ("noisy-uneq", "skopt", 2, False),
+    ):
+        prob = problem(prob_name)
+        task = Task(problem=prob_name, arm=arm, batch=batch, seed=7, budget=7)
+        stub = _Scripted(prob, named=named, seed=11)
+        result = run_grpc(task, stub)
+        h.update(stub.hash.digest())
+        h.update(json.dumps(result.to_json() | {"call_seconds": [], "wall_seconds": 0}).encode())
+    return h.hexdigest()[:16]

@@ -2,8 +2,8 @@
 
 The suite (``benchmarks/suite.py``) is the judge: every arm through one Katib controller loop
 over gRPC. Choosing a default needs many quick comparisons of one arm's variants, so this tool
-calls ``core.engine.suggest`` directly the way ``tests/helpers.run_loop`` does (all trials every
-call, the ledger merged back, labels never sent back) on the tune problems only, and appends one
+runs the suite's own loop (``_suite_drive.run_grpc``: the same requests, the same answers) with
+the service in process instead of behind gRPC, on the tune problems only, and appends one
 line per variant to ``benchmarks/results/engine_tuning/screening.jsonl``. It refuses check
 problems: a default chosen by looking at them would be a defect (docs/benchmarks.md).
 
@@ -15,19 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks import problems
-from suggestion_service.core.engine import SuggestRequest, suggest
-from suggestion_service.core.history import Goal, Objective, TrialRecord, TrialState
-from suggestion_service.core.settings import LEDGER_SETTING
-from suggestion_service.core.space import make_parameter, make_space
+from benchmarks._suite_drive import InProcess, Task, run_grpc
 
 OUT = Path(__file__).resolve().parent / "results" / "engine_tuning" / "screening.jsonl"
 
@@ -37,58 +32,20 @@ def run(task: tuple[str, str, int, int, int, dict[str, str]]) -> tuple[str, int,
     # one BLAS thread, as the service pins itself: multithreaded BLAS thrashes on small matrices
     threadpool_limits(limits=1, user_api="blas")
     name, algorithm, seed, budget, batch, settings = task
-    prob = problems.get(name)
-    space = make_space(
-        [
-            make_parameter(
-                name=s.name,
-                type_name=s.type,
-                min_text=s.min,
-                max_text=s.max,
-                step_text=s.step,
-                choices=list(s.values),
-                distribution=s.distribution,
-                where=f"spec.parameters[{i}]",
-            )
-            for i, s in enumerate(prob.specs())
-        ]
+    result = run_grpc(
+        Task(
+            problem=name,
+            arm=algorithm,
+            batch=batch,
+            seed=seed,
+            budget=budget,
+            settings=tuple(settings.items()),
+        ),
+        InProcess(),
     )
-    noise = np.random.default_rng([seed, 20260322])
-    trials: list[TrialRecord] = []
-    ledger, total, best = "", 0, float("inf")
-    started = time.perf_counter()
-    while len(trials) < budget:
-        n = min(batch, budget - len(trials))
-        total += n
-        call_settings = {"random_state": str(seed), **settings}
-        if ledger:
-            call_settings[LEDGER_SETTING] = ledger
-        resp = suggest(
-            SuggestRequest(
-                algorithm=algorithm,
-                experiment=f"tune-{seed}",
-                space=space,
-                objective=Objective(goal=Goal.MINIMIZE, metric="loss"),
-                settings=call_settings,
-                trials=trials,
-                n=n,
-                total_requested=total,
-            )
-        )
-        ledger = resp.ledger
-        for s in resp.suggestions:
-            truth = prob.value(s.assignments)
-            observed = truth + prob.noise * float(noise.normal()) if prob.noise else truth
-            best = min(best, truth)
-            trials.append(
-                TrialRecord(
-                    name=s.trial_name,
-                    assignments=s.assignments,
-                    state=TrialState.SUCCEEDED,
-                    metrics={"loss": repr(observed)},
-                )
-            )
-    return name, seed, best, time.perf_counter() - started
+    if result.error:
+        raise RuntimeError(f"{name} seed {seed}: {result.error}")
+    return name, seed, min(result.true_values), result.wall_seconds
 
 
 def main(argv: list[str] | None = None) -> None:

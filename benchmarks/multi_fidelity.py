@@ -88,7 +88,7 @@ HYPERBAND_SETTINGS = (("r_l", str(mf.B_MAX)), ("eta", str(mf.ETA)), ("resource_n
 #: Katib's hyperband: the suite's loop knows arms by name; this one is registered here.
 HYPERBAND_KIND = ArmKind(server="katib-hyperband", algorithm="hyperband", per_run_process=True)
 #: The loop's error when the service answers an empty reply (hyperband's iteration is over).
-HYPERBAND_DONE = "0 assignments for 1 asked"
+HYPERBAND_DONE = "the response contains unexpected trials: 0 assignments, 1 requested"
 
 
 @dataclass(frozen=True)
@@ -627,10 +627,13 @@ def fingerprints() -> dict[str, str]:
     own = [REPO / "benchmarks" / "mf_problems.py"]
     katib_src = workers.KATIB_SRC / "pkg" / "suggestion" / "v1beta1" / "hyperband"
     hb_code = sorted(katib_src.rglob("*.py")) if katib_src.is_dir() else []
-    hb = [*own, REPO / "benchmarks" / "katib_service.py", REPO / "benchmarks" / "_suite_drive.py"]
+    hb = [*own, REPO / "benchmarks" / "katib_service.py"]
+    loop = f"loop {drive.loop_fingerprint()}"
     return {
         "dcsa": suite._digest(own, servers["dcsa"] + here),
-        "katib-hyperband": suite._digest(hb + hb_code, suite._venv_packages(HYPERBAND_VENV) + here),
+        "katib-hyperband": suite._digest(
+            hb + hb_code, loop + suite._venv_packages(HYPERBAND_VENV) + here
+        ),
     }
 
 

@@ -4,8 +4,9 @@ Problems: ``benchmarks/problems.py`` (a tune set to choose defaults on, a check 
 Arms: ``random``, ``gp-bo``, ``dc-bo``, ``sa-bo``, ``dcsa-bo`` (``dcsa serve``), ``tpe`` and
 ``optuna-gp`` (Optuna 5), ``hebo`` and ``botorch`` (separate environment), ``katib-tpe`` (Katib's
 own Optuna service, one process per experiment) and ``skopt`` (the Katib-equivalent
-``bayesianoptimization``); every one is a Katib suggestion service driven by the one controller
-loop of ``benchmarks/_suite_drive.py``. Definitions of every number: docs/benchmarks.md.
+``bayesianoptimization``); every one is a Katib suggestion service driven by the controller loop
+that ``dcsa run`` and the tests share (``suggestion_service.local.controller``, through
+``benchmarks/_suite_drive.run_grpc``). Definitions of every number: docs/benchmarks.md.
 
 Run from the repository root::
 
@@ -15,9 +16,9 @@ Run from the repository root::
 
 Writes ``runs.json``, ``table.md``, ``ranks-*.png`` and ``convergence-*.png`` under ``--out``.
 Completed runs are also appended to ``<out>/checkpoint.jsonl`` (and the slow peers' to
-``benchmarks/results/peer_runs/``); a later invocation reuses every run whose fingerprint (server
-code, arm settings, problem) still matches (``--fresh`` ignores the checkpoint), so an
-interrupted suite resumes and ``--deadline`` can stop it in time.
+``benchmarks/results/peer_runs/``); a later invocation reuses every run whose fingerprint
+(server code, the loop's requests, arm settings, problem) still matches (``--fresh`` ignores
+the checkpoint), so an interrupted suite resumes and ``--deadline`` can stop it in time.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as ``python benchmarks/suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import _suite_drive as drive
 from benchmarks import _suite_report as report
 from benchmarks import _suite_workers as workers
 from benchmarks import problems as problem_set
@@ -360,8 +362,8 @@ def server_fingerprints() -> dict[str, str]:
     problems are fingerprinted apart (``Problem.fingerprint``), so a new problem re-runs
     nothing else."""
     bench = REPO / "benchmarks"
-    # the loop; not _latency_common.py: it only starts processes (and latency.py shares it)
-    loop = [bench / "_suite_drive.py"]
+    # the loop by what it sends (the hash of scripted runs' requests), not by its files' text
+    loop = f"loop {drive.loop_fingerprint()}"
     # What ``dcsa serve`` runs to answer GetSuggestions; the operator, the local runner and the
     # CLI's other commands do not change a suggestion.
     pkg = REPO / "suggestion_service"
@@ -375,23 +377,25 @@ def server_fingerprints() -> dict[str, str]:
     katib_code = sorted(katib_src.rglob("*.py")) if katib_src.is_dir() else []
     katib = hashlib.sha256(b"".join(p.read_bytes() for p in katib_code)).hexdigest()[:16]
     return {
-        "dcsa": _digest(loop + service, f"numpy {_version('numpy')} scipy {_version('scipy')}"),
+        "dcsa": _digest(service, f"{loop} numpy {_version('numpy')} scipy {_version('scipy')}"),
         "skopt": _digest(
-            [*loop, bench / "skopt_service.py"],
-            f"skopt {_version('scikit-optimize')} sklearn {_version('scikit-learn')}",
+            [bench / "skopt_service.py"],
+            f"{loop} skopt {_version('scikit-optimize')} sklearn {_version('scikit-learn')}",
         ),
         "peers": _digest(
-            [*loop, bench / "peer_service.py"],
-            f"optuna {_version('optuna')} torch {_version('torch')}",
+            [bench / "peer_service.py"],
+            f"{loop} optuna {_version('optuna')} torch {_version('torch')}",
         ),
-        "peers-ext": _digest([*loop, bench / "peer_service.py"], _venv_packages(workers.PEER_VENV)),
+        "peers-ext": _digest(
+            [bench / "peer_service.py"], f"{loop} {_venv_packages(workers.PEER_VENV)}"
+        ),
         "katib-optuna": _digest(
-            [*loop, bench / "katib_service.py"],
-            f"katib {katib} {_venv_packages(workers.KATIB_VENV)}",
+            [bench / "katib_service.py"],
+            f"{loop} katib {katib} {_venv_packages(workers.KATIB_VENV)}",
         ),
         "katib-skopt": _digest(
-            [*loop, bench / "katib_service.py"],
-            f"katib {katib} {_venv_packages(workers.KATIB_SKOPT_VENV)}",
+            [bench / "katib_service.py"],
+            f"{loop} katib {katib} {_venv_packages(workers.KATIB_SKOPT_VENV)}",
         ),
     }
 

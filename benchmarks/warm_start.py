@@ -11,8 +11,10 @@ range); tonight's run tunes ``f'``. We compare, per seed:
 
 Reported: the trial at which each run first reaches the cold run's final best (lower is
 better; the cold run needs ``n_cold`` trials by definition), and both runs' final bests.
-The runs call ``suggestion_service.core.engine.suggest`` one trial at a time, as Katib's
-controller does with parallelTrialCount 1, carrying the reply's ledger setting like Katib.
+The runs go through the controller loop the suite, the tests and ``dcsa run`` share
+(``suggestion_service.local.controller.run_synchronous``, parallelTrialCount 1), with the
+service called in process: reply settings merged back as Katib merges them, labels never sent
+back.
 
 Usage::
 
@@ -33,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._suite_drive import in_process
 from benchmarks.synthetic import PROBLEMS, Problem
-from suggestion_service.core.engine import SuggestRequest, suggest
-from suggestion_service.core.history import Goal, Objective, TrialRecord, TrialState
-from suggestion_service.core.settings import LEDGER_SETTING
+from suggestion_service._generated import api_pb2 as pb
 from suggestion_service.core.space import SearchSpace, make_parameter, make_space
 from suggestion_service.k8s.warm_start_payload import build_payload, trial_observations
+from suggestion_service.katib import convert
+from suggestion_service.local import controller as ctl
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METRIC = "loss"
@@ -82,38 +85,33 @@ def run(
     name: str,
     warm_start: str | None = None,
 ) -> list[tuple[dict[str, str], float]]:
-    """One Experiment, one trial at a time; returns (assignments, value) per trial."""
-    records: list[TrialRecord] = []
-    out: list[tuple[dict[str, str], float]] = []
-    settings: dict[str, str] = {"random_state": str(seed)}
+    """One Experiment, one trial at a time, through the controller loop the suite, the tests
+    and ``dcsa run`` share (the service in process); returns (assignments, value) per trial."""
+    exp = pb.Experiment(name=name)
+    exp.spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
+    exp.spec.objective.CopyFrom(convert.objective_to_pb(type="minimize", metric=METRIC))
+    exp.spec.algorithm.algorithm_name = algorithm
+    settings = {"random_state": str(seed)}
     if warm_start is not None:
         settings["warm_start"] = warm_start
-    for i in range(trials):
-        reply = suggest(
-            SuggestRequest(
-                algorithm=algorithm,
-                experiment=name,
-                space=space,
-                objective=Objective(goal=Goal.MINIMIZE, metric=METRIC),
-                settings=settings,
-                trials=records,
-                n=1,
-                total_requested=i + 1,
-            )
+    for k, v in settings.items():
+        exp.spec.algorithm.algorithm_settings.add(name=k, value=v)
+    objective = ctl.Objective(type="minimize", metric=METRIC, strategies={METRIC: "min"})
+    out: list[tuple[dict[str, str], float]] = []
+
+    def evaluate(made: ctl.Assignment, _i: int) -> ctl.TrialView:
+        assignments = dict(made.assignments)
+        value = f({k: float(v) for k, v in assignments.items()})
+        out.append((assignments, value))
+        return ctl.TrialView(
+            name=made.name,
+            objective=objective,
+            assignments=made.assignments,
+            conditions=(ctl.Condition(ctl.SUCCEEDED),),
+            observation=(ctl.Metric.reduced(METRIC, repr(value)),),
         )
-        settings[LEDGER_SETTING] = reply.ledger
-        (s,) = reply.suggestions
-        value = f({k: float(v) for k, v in s.assignments.items()})
-        records.append(
-            TrialRecord(
-                name=s.trial_name,
-                assignments=s.assignments,
-                state=TrialState.SUCCEEDED,
-                metrics={METRIC: repr(value)},
-                labels=s.labels,
-            )
-        )
-        out.append((dict(s.assignments), value))
+
+    ctl.run_synchronous(exp, in_process, evaluate, parallel=1, max_trials=trials)
     return out
 
 

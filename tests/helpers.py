@@ -10,9 +10,10 @@ import numpy as np
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service.core.engine import SuggestRequest, SuggestResponse, suggest
 from suggestion_service.core.history import Goal, Objective, TrialRecord, TrialState
-from suggestion_service.core.settings import LEDGER_SETTING
 from suggestion_service.core.space import SearchSpace, make_parameter, make_space
 from suggestion_service.katib import convert
+from suggestion_service.katib.servicer import answer
+from suggestion_service.local import controller as ctl
 
 # name, type, min, max, step, list, distribution
 MIXED = [
@@ -75,35 +76,41 @@ def run_loop(
     settings: Mapping[str, str] | None = None,
     experiment: str = "exp",
 ) -> list[TrialRecord]:
-    """Drive the core like Katib: all trials every call, ledger echoed back."""
-    trials: list[TrialRecord] = []
-    ledger = ""
-    total = 0
-    while len(trials) < budget:
-        n = min(batch, budget - len(trials))
-        total += n
-        s = {"random_state": str(seed), **(settings or {})}
-        if ledger:
-            s[LEDGER_SETTING] = ledger
-        resp = suggest(
-            SuggestRequest(
-                algorithm=algorithm,
-                experiment=experiment,
-                space=space,
-                objective=Objective(goal=goal, metric="loss"),
-                settings=s,
-                trials=trials,
-                n=n,
-                total_requested=total,
-            )
+    """Drive the service in process with Katib's controller rules (the loop the benchmarks and
+    ``dcsa run`` share): all trials every call, reply settings merged back, labels never sent
+    back. Returns the trials as the core sees them, in order."""
+    maximize = goal is Goal.MAXIMIZE
+    exp = pb.Experiment(name=experiment)
+    exp.spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
+    exp.spec.objective.CopyFrom(
+        convert.objective_to_pb(type="maximize" if maximize else "minimize", metric="loss")
+    )
+    exp.spec.algorithm.algorithm_name = algorithm
+    for k, v in {"random_state": str(seed), **(settings or {})}.items():
+        exp.spec.algorithm.algorithm_settings.add(name=k, value=v)
+    exp.spec.parallel_trial_count, exp.spec.max_trial_count = batch, budget
+    view_objective = ctl.Objective(
+        type="maximize" if maximize else "minimize",
+        metric="loss",
+        strategies={"loss": "max" if maximize else "min"},
+    )
+    out: list[TrialRecord] = []
+
+    def evaluate(made: ctl.Assignment, _i: int) -> ctl.TrialView:
+        loss = str(f(dict(made.assignments)))
+        out.append(trial(made.name, dict(made.assignments), loss=loss))
+        return ctl.TrialView(
+            name=made.name,
+            objective=view_objective,
+            assignments=made.assignments,
+            conditions=(ctl.Condition(ctl.SUCCEEDED),),
+            observation=(ctl.Metric.reduced("loss", loss),),
         )
-        ledger = resp.ledger
-        for sug in resp.suggestions:
-            trials.append(
-                # as Katib: the reply's labels land on the Trial's metadata, never back in requests
-                trial(sug.trial_name, sug.assignments, loss=f(sug.assignments))
-            )
-    return trials
+
+    ctl.run_synchronous(
+        exp, lambda req: answer(req)[2], evaluate, parallel=batch, max_trials=budget
+    )
+    return out
 
 
 def best(trials: Sequence[TrialRecord], goal: Goal = Goal.MINIMIZE) -> float:

@@ -19,6 +19,7 @@ from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
 from suggestion_service.core.engine import parse_mix
 from suggestion_service.core.history import TrialState
+from suggestion_service.katib import convert
 from suggestion_service.katib.servicer import SuggestionServicer
 from suggestion_service.observability.metrics import create_metrics
 from suggestion_service.server import ServerConfig, SuggestionServer
@@ -388,3 +389,24 @@ def test_dc_sa_labels_importance_and_mix_reach_the_metrics(
     )
     assert set(policy) == {"bo", "sa", "dc"}
     assert sum(float(v) for v in policy.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        MIXED,
+        [
+            ("i", "int", "-5", "40", "5", (), "uniform"),
+            ("d", "double", "1e-7", "3", "", (), "logUniform"),
+        ],
+        [
+            ("c", "categorical", "", "", "", ("b", "a", "c"), "uniform"),
+            ("n", "discrete", "", "", "", ("0.5", "-2", "10"), "uniform"),
+        ],
+    ],
+)
+def test_space_to_pb_is_the_inverse_of_to_space(rows: list[tuple[object, ...]]) -> None:
+    space = space_from(rows)
+    spec = pb.ExperimentSpec()
+    spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
+    assert convert.to_space(spec) == space

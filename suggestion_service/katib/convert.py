@@ -25,7 +25,14 @@ from ..core.engine import SuggestRequest, SuggestResponse, format_mix
 from ..core.errors import InvalidObjectiveError, InvalidRequestError, InvalidSearchSpaceError, echo
 from ..core.history import Goal, Objective, TrialRecord, TrialState
 from ..core.settings import LEDGER_SETTING, MIX_SETTING
-from ..core.space import Parameter, SearchSpace, make_parameter, make_space
+from ..core.space import (
+    Parameter,
+    ParameterType,
+    SearchSpace,
+    format_double,
+    make_parameter,
+    make_space,
+)
 
 _TYPES = {
     pb.DOUBLE: "double",
@@ -93,6 +100,28 @@ def to_parameter(ps: pb.ParameterSpec, where: str) -> Parameter:
         distribution=dist,
         where=where,
     )
+
+
+def space_to_pb(space: SearchSpace) -> list[pb.ParameterSpec]:
+    """The inverse of :func:`to_space`: each parameter as Katib sends it (``to_space`` of the
+    result equals ``space``). Tests and in-process benchmarks build requests with it."""
+    out = []
+    for p in space.parameters:
+        fs = pb.FeasibleSpace(distribution=_CR_DISTRIBUTIONS[p.distribution.value])
+        if p.type in (ParameterType.DISCRETE, ParameterType.CATEGORICAL):
+            fs.list.extend(p.labels)
+        elif p.type is ParameterType.INT:
+            fs.min, fs.max = str(int(p.low)), str(int(p.high))
+            fs.step = "" if p.step in (None, 1.0) else str(int(p.step))
+        else:
+            fs.min, fs.max = format_double(p.low), format_double(p.high)
+            fs.step = "" if p.step is None else format_double(p.step)
+        out.append(
+            pb.ParameterSpec(
+                name=p.name, parameter_type=_PARAMETER_TYPES[p.type.value], feasible_space=fs
+            )
+        )
+    return out
 
 
 def to_objective(spec: pb.ExperimentSpec) -> Objective:

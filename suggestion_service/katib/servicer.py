@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 DEADLINE_MARGIN = 2.0
 
 
+def answer(
+    request: pb.GetSuggestionsRequest, *, time_limit: float | None = None
+) -> tuple[engine.SuggestRequest, engine.SuggestResponse, pb.GetSuggestionsReply]:
+    """GetSuggestions without gRPC: convert, call the core, convert back. The tests and the
+    in-process benchmarks call it as the service; errors are the core's (see ``status_for``)."""
+    core_request = convert.to_request(request)
+    response = engine.suggest(core_request, time_limit=time_limit)
+    return (
+        core_request,
+        response,
+        convert.to_reply(response, request.experiment.spec.algorithm.algorithm_name),
+    )
+
+
 class SuggestionServicer(pb_grpc.SuggestionServicer):
     """Implements ``api.v1.beta1.Suggestion`` for every registered algorithm."""
 
@@ -49,11 +63,9 @@ class SuggestionServicer(pb_grpc.SuggestionServicer):
         start = time.perf_counter()
         algorithm = request.experiment.spec.algorithm.algorithm_name
         try:
-            core_request = convert.to_request(request)
             remaining = context.time_remaining()
             limit = None if remaining is None else max(0.0, remaining - DEADLINE_MARGIN)
-            response = engine.suggest(core_request, time_limit=limit)
-            reply = convert.to_reply(response, algorithm)
+            core_request, response, reply = answer(request, time_limit=limit)
         except Exception as exc:
             if isinstance(exc, SearchSpaceExhaustedError):
                 # Katib retries forever and the Experiment stays Running: count it so that the

@@ -16,13 +16,15 @@ the requests Katib sends:
 - the Experiment's algorithm settings are overwritten by name by the settings the service
   returned earlier (``reply.algorithm``), new names appended.
 
-No I/O, no clock, no gRPC: inputs are plain values, outputs protobuf messages or plain values.
+No I/O, no clock, no gRPC of its own: inputs are plain values (and, for ``suggest`` and
+``run_synchronous``, the callables that call the service and finish trials), outputs protobuf
+messages or plain values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -307,11 +309,11 @@ def accept_reply(
     request: pb.GetSuggestionsRequest,
     reply: pb.GetSuggestionsReply,
     *,
-    fresh_name: Callable[[], str],
+    fresh_name: Callable[[int], str],
 ) -> SuggestionState:
     """The Suggestion after a reply: suggestions appended (a reply's trial name, else
-    ``fresh_name()``), labels kept for the Trial's metadata, ``reply.algorithm`` merged into the
-    status settings by name.
+    ``fresh_name(i)``, ``i`` the suggestion's index in the Suggestion), labels kept for the
+    Trial's metadata, ``reply.algorithm`` merged into the status settings by name.
 
     Raises:
         ReplyError: the reply has not exactly ``current_request_number`` assignments.
@@ -323,11 +325,11 @@ def accept_reply(
         )
     made = tuple(
         Assignment(
-            name=item.trial_name or fresh_name(),
+            name=item.trial_name or fresh_name(state.suggestion_count + i),
             assignments=tuple((a.name, a.value) for a in item.assignments),
             labels=dict(item.labels),
         )
-        for item in reply.parameter_assignments
+        for i, item in enumerate(reply.parameter_assignments)
     )
     settings = state.algorithm_settings
     if reply.HasField("algorithm"):
@@ -339,6 +341,78 @@ def accept_reply(
         suggestions=(*state.suggestions, *made),
         algorithm_settings=settings,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suggested:
+    """One round of the suggestion controller: the request sent (None: no call was needed), the
+    Suggestion after it, and the suggestions the experiment controller turns into Trials now."""
+
+    request: pb.GetSuggestionsRequest | None
+    state: SuggestionState
+    new: tuple[Assignment, ...]
+
+
+def suggest(
+    experiment: pb.Experiment,
+    state: SuggestionState,
+    trials: Sequence[TrialView],
+    add: int,
+    call: Callable[[pb.GetSuggestionsRequest], pb.GetSuggestionsReply],
+    *,
+    fresh_name: Callable[[int], str],
+) -> Suggested:
+    """The experiment controller wants ``add`` more trials: ``requests`` is raised (its earlier
+    value in ``state`` is ignored), the service is called when the Suggestion holds too few
+    suggestions, and up to ``add`` suggestions that are not Trials yet come back in ``new``.
+
+    ``call`` sends the request (a gRPC stub's ``GetSuggestions`` or the service in process);
+    whatever it raises propagates, as does :class:`ReplyError` for a reply of the wrong size.
+    """
+    state = replace(state, requests=requests_for(trials, add))
+    request = build_request(experiment, state, trials)
+    if request is not None:
+        state = accept_reply(state, request, call(request), fresh_name=fresh_name)
+    return Suggested(request=request, state=state, new=unused(state, trials)[: max(add, 0)])
+
+
+def run_synchronous(
+    experiment: pb.Experiment,
+    call: Callable[[pb.GetSuggestionsRequest], pb.GetSuggestionsReply],
+    evaluate: Callable[[Assignment, int], TrialView],
+    *,
+    parallel: int,
+    max_trials: int,
+) -> list[TrialView]:
+    """Katib's controller over an experiment whose trials finish as soon as they are created
+    (the benchmarks and the tests; ``dcsa run`` runs real processes with the same rules).
+
+    Each round asks for ``parallel`` trials (fewer at the end), turns the suggestions into
+    Trials named as the reply names them (``<experiment>-<i:04d>`` when it names none) and
+    ``evaluate(suggestion, i)`` gives the finished Trial ``i``. Returns every Trial in order;
+    what ``call`` raises, or a :class:`ReplyError`, ends the loop (the caller keeps what
+    ``evaluate`` saw).
+    """
+    trials: list[TrialView] = []
+    state = SuggestionState()
+    while len(trials) < max_trials:
+        add = trials_to_add(
+            parallel=parallel, max_trials=max_trials, active=0, completed=len(trials)
+        )
+        step = suggest(
+            experiment,
+            state,
+            trials,
+            add,
+            call,
+            fresh_name=lambda i: f"{experiment.name}-{i:04d}",
+        )
+        if not step.new:
+            raise ReplyError("the Suggestion holds no suggestion to turn into a Trial")
+        state = step.state
+        for made in step.new:
+            trials.append(evaluate(made, len(trials)))
+    return trials
 
 
 def trials_to_add(*, parallel: int, max_trials: int | None, active: int, completed: int) -> int:

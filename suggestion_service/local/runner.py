@@ -435,11 +435,17 @@ class Runner:
         )
 
     def _suggest(self, need: int) -> None:
-        req = self.request(need)
-        if req is None:
-            return
+        names = {t.name for t in self._state.trials}
+        before = self._suggestion_state(need)
         try:
-            reply = self.stub.GetSuggestions(req, timeout=self.options.rpc_timeout)
+            step = ctl.suggest(
+                self.exp.to_pb(parallel=self.parallel, max_trials=self.max_trials),
+                before,
+                self._views(),
+                need,
+                lambda req: self.stub.GetSuggestions(req, timeout=self.options.rpc_timeout),
+                fresh_name=lambda _i: self._fresh_name(names),
+            )
         except grpc.RpcError as err:
             code, details = err.code(), err.details() or ""
             if code is grpc.StatusCode.FAILED_PRECONDITION:
@@ -460,16 +466,14 @@ class Runner:
                 )
             self.reporter.event(f"no more suggestions: {details}")
             return
-        state = self._state
-        names = {t.name for t in state.trials}
-        before = self._suggestion_state(need)
-        try:
-            after = ctl.accept_reply(before, req, reply, fresh_name=lambda: self._fresh_name(names))
         except ctl.ReplyError as exc:
             # Katib drops such a reply and calls again, forever; a local run stops
             self._halt = ("Failed", SUGGESTION_FAILED, f"GetSuggestions: {exc}")
             return
-        for made in after.suggestions[before.suggestion_count :]:
+        if step.request is None:
+            return
+        state = self._state
+        for made in step.state.suggestions[before.suggestion_count :]:
             # a name already taken would overwrite a trial: never trust it blindly
             name = self._fresh_name(names) if made.name in names else made.name
             names.add(name)
@@ -477,8 +481,8 @@ class Runner:
             state = state.replace_trial(row)
         self._state = dataclasses.replace(
             state,
-            total_requested=req.total_request_number,
-            algorithm_settings=after.algorithm_settings,
+            total_requested=step.request.total_request_number,
+            algorithm_settings=step.state.algorithm_settings,
         )
         self._save()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import problems as ps
-from benchmarks._suite_drive import Task, experiment_spec, merge_settings
+from benchmarks._suite_drive import Task, experiment_spec
 
 
 def test_split_is_disjoint_and_covers_every_problem() -> None:
@@ -70,11 +70,3 @@ def test_categorical_variant_matters() -> None:
     a = ps.random_assignment(prob, rng)
     scores = {c: prob.value({**a, "act": c}) for c in ("relu", "gelu", "tanh", "elu")}
     assert len(set(scores.values())) == 4
-
-
-def test_merge_settings_is_by_name() -> None:
-    assert merge_settings([("a", "1"), ("b", "2")], [("b", "3"), ("c", "4")]) == [
-        ("a", "1"),
-        ("b", "3"),
-        ("c", "4"),
-    ]

@@ -336,7 +336,7 @@ def reply(n: int, *, algorithm: bool = True) -> pb.GetSuggestionsReply:
 def test_reply_appends_suggestions_and_merges_settings_by_name() -> None:
     req = expected_request()
     names = iter(["fresh-1"])
-    state = ctl.accept_reply(SUGGESTION, req, reply(2), fresh_name=lambda: next(names))
+    state = ctl.accept_reply(SUGGESTION, req, reply(2), fresh_name=lambda _i: next(names))
     assert [s.name for s in state.suggestions[4:]] == ["named-by-service", "fresh-1"]
     assert state.suggestions[4].labels == {"origin": "model"}
     assert state.suggestion_count == 6
@@ -352,12 +352,12 @@ def test_reply_appends_suggestions_and_merges_settings_by_name() -> None:
 
 def test_reply_with_the_wrong_count_is_refused() -> None:
     with pytest.raises(ctl.ReplyError, match="unexpected trials: 1 assignments, 2 requested"):
-        ctl.accept_reply(SUGGESTION, expected_request(), reply(1), fresh_name=lambda: "x")
+        ctl.accept_reply(SUGGESTION, expected_request(), reply(1), fresh_name=lambda _i: "x")
 
 
 def test_reply_labels_never_reach_the_next_request() -> None:
     req = expected_request()
-    state = ctl.accept_reply(SUGGESTION, req, reply(2), fresh_name=lambda: "fresh")
+    state = ctl.accept_reply(SUGGESTION, req, reply(2), fresh_name=lambda _i: "fresh")
     trial = ctl.TrialView(
         name=state.suggestions[4].name, objective=OBJECTIVE, assignments=assigned("1", "0.3")
     )
@@ -421,3 +421,91 @@ def test_experiment_yaml_to_wire_to_space() -> None:
     space = convert.to_space(exp.spec)
     assert [p.name for p in space.parameters] == ["param1-name", "param2-name"]
     assert convert.to_objective(exp.spec).metric == "metric1-name"
+
+
+# ---- the synchronous loop (benchmarks, tests) --------------------------------------------------
+class _Recorder:
+    """A service that answers with numbered points, names every other trial, labels them and
+    returns a setting per call; it keeps the requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[pb.GetSuggestionsRequest] = []
+
+    def __call__(self, request: pb.GetSuggestionsRequest) -> pb.GetSuggestionsReply:
+        self.requests.append(request)
+        out = pb.GetSuggestionsReply()
+        for i in range(request.current_request_number):
+            k = request.total_request_number - request.current_request_number + i
+            item = out.parameter_assignments.add(trial_name=f"named-{k}" if k % 2 else "")
+            item.assignments.add(name="param1-name", value=str(1 + k % 5))
+            item.labels["origin"] = "model"
+        out.algorithm.algorithm_settings.add(name="calls", value=str(len(self.requests)))
+        return out
+
+
+def _finished(made: ctl.Assignment, i: int) -> ctl.TrialView:
+    return ctl.TrialView(
+        name=made.name,
+        objective=OBJECTIVE,
+        assignments=made.assignments,
+        conditions=(ctl.Condition("Succeeded"),),
+        start_time=TIME,
+        completion_time=TIME,
+        observation=(ctl.Metric.reduced("metric1-name", str(i)),),
+    )
+
+
+def test_run_synchronous_asks_like_katib_and_never_sends_labels_back() -> None:
+    exp = convert.experiment_to_pb("exp", SPEC)
+    service = _Recorder()
+    trials = ctl.run_synchronous(exp, service, _finished, parallel=3, max_trials=7)
+    reqs = service.requests
+    assert [(r.current_request_number, r.total_request_number) for r in reqs] == [
+        (3, 3),
+        (3, 6),
+        (1, 7),  # the last round asks only for what maxTrialCount leaves
+    ]
+    assert [len(r.trials) for r in reqs] == [0, 3, 6]
+    # trials named by the reply, else by the loop
+    assert [t.name for t in trials] == [
+        "exp-0000",
+        "named-1",
+        "exp-0002",
+        "named-3",
+        "exp-0004",
+        "named-5",
+        "exp-0006",
+    ]
+    for r in reqs[1:]:
+        assert all(dict(t.spec.labels) == {} for t in r.trials)
+        assert all(t.status.condition == pb.TrialStatus.SUCCEEDED for t in r.trials)
+    # reply settings merged by name into the next request's Experiment
+    settings = [
+        [(s.name, s.value) for s in r.experiment.spec.algorithm.algorithm_settings] for r in reqs
+    ]
+    assert settings[0] == [("overridden-name", "value")]
+    assert settings[2] == [("overridden-name", "value"), ("calls", "2")]
+
+
+def test_run_synchronous_stops_on_a_reply_of_the_wrong_size() -> None:
+    def short(request: pb.GetSuggestionsRequest) -> pb.GetSuggestionsReply:
+        return pb.GetSuggestionsReply()
+
+    with pytest.raises(ctl.ReplyError, match="0 assignments, 2 requested"):
+        ctl.run_synchronous(
+            convert.experiment_to_pb("exp", SPEC), short, _finished, parallel=2, max_trials=4
+        )
+
+
+def test_suggest_uses_unused_suggestions_before_calling() -> None:
+    exp = convert.experiment_to_pb("exp", SPEC)
+    state = ctl.SuggestionState(
+        suggestions=(ctl.Assignment(name="left-over", assignments=(("param1-name", "2"),)),)
+    )
+
+    def never(request: pb.GetSuggestionsRequest) -> pb.GetSuggestionsReply:
+        raise AssertionError("no call expected")
+
+    step = ctl.suggest(exp, state, [], 1, never, fresh_name=lambda _i: "x")
+    assert step.request is None
+    assert [s.name for s in step.new] == ["left-over"]
