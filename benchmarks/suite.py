@@ -219,6 +219,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="neither read nor extend the stored runs of slow peers (benchmarks/results/peer_runs)",
     )
+    p.add_argument(
+        "--prefix-budgets",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also report cells of N trials read from the first N trials of longer runs (no "
+        "arm here reads maxTrialCount: the first 60 trials of 100-trial runs equal 60-trial runs)",
+    )
     p.add_argument("--no-plot", action="store_true")
     p.add_argument(
         "--out",
@@ -568,6 +577,34 @@ def seeds_per_arm(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {cell: dict(c) for cell, c in out.items()}
 
 
+def prefix_runs(runs: Sequence[dict[str, Any]], budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """Runs of ``n`` trials read from the first ``n`` trials of longer runs, for each ``n`` in
+    ``budgets`` where no run of ``n`` trials exists for that (problem, arm, batch, seed).
+
+    Valid because no arm's answers depend on the Experiment's ``maxTrialCount`` (our strategies
+    do not read it; the peers do not know it): a run's first ``n`` trials are the run of ``n``.
+    """
+    have = {(r["problem"], r["arm"], r["batch"], r["seed"], r["budget"]) for r in runs}
+    out = []
+    for n in budgets:
+        for r in runs:
+            key = (r["problem"], r["arm"], r["batch"], r["seed"], n)
+            if r["error"] or r["budget"] <= n or len(r["values"]) < n or key in have:
+                continue
+            have.add(key)
+            calls = -(-n // r["batch"])
+            out.append(
+                r
+                | {
+                    "budget": n,
+                    "prefix_of": r["budget"],
+                    **{k: r[k][:n] for k in ("values", "true_values", "origins")},
+                    "call_seconds": r["call_seconds"][:calls],
+                }
+            )
+    return out
+
+
 def write_outputs(
     ns: argparse.Namespace,
     runs: list[dict[str, Any]],
@@ -576,7 +613,8 @@ def write_outputs(
 ) -> None:
     out = ns.out
     out.mkdir(parents=True, exist_ok=True)
-    summaries = report.summarise([r for r in runs if not r["error"]])
+    derived = prefix_runs(runs, ns.prefix_budgets)
+    summaries = report.summarise([r for r in [*runs, *derived] if not r["error"]])
     (out / "runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, separators=(",", ":")))
     lines = [
         "# Benchmark suite",
@@ -597,7 +635,13 @@ def write_outputs(
             else ""
         )
         + (f"; {meta['unstarted']} runs not started (deadline)" if meta["unstarted"] else "")
-        + f". Finished {meta['finished_utc']}.",
+        + f". Finished {meta['finished_utc']}."
+        + (
+            f" Cells of {ns.prefix_budgets} trials without runs of their own read the first "
+            f"trials of longer runs ({len(derived)} runs; `--prefix-budgets`)."
+            if derived
+            else ""
+        ),
         "",
         "Rank: 1 = the lowest median final best in the cell (problem, batch, trials) among the "
         "arms run. Efficiency vs B = T_B / T_arm, T = the first trial at which a median "

@@ -47,3 +47,39 @@ def test_ranks_share_ties_and_summaries_carry_them() -> None:
     assert by["gp-bo"].wins_vs_random == (3, 3)
     lines = report.criteria(list(by.values()), "check")
     assert any("gp-bo beats random on every problem: **met**" in line for line in lines)
+
+
+def _long_run(budget: int, batch: int, seed: int = 0, error: str = "") -> dict[str, object]:
+    n = budget
+    return {
+        "problem": "p",
+        "arm": "a",
+        "batch": batch,
+        "seed": seed,
+        "budget": budget,
+        "values": [float(i) for i in range(n)],
+        "true_values": [float(i) for i in range(n)],
+        "origins": ["bo"] * n,
+        "call_seconds": [0.1] * -(-n // batch),
+        "fallbacks": 0,
+        "wall_seconds": 1.0,
+        "error": error,
+    }
+
+
+def test_prefix_runs_read_shorter_budgets_from_longer_runs() -> None:
+    from benchmarks.suite import prefix_runs
+
+    runs = [
+        _long_run(100, 4, seed=0),
+        _long_run(100, 4, seed=1),
+        _long_run(60, 4, seed=1),
+        _long_run(100, 4, 2, "x"),
+    ]
+    derived = prefix_runs(runs, [60])
+    # seed 1 has its own 60-trial run and seed 2 failed: only seed 0 is derived
+    assert [(r["seed"], r["budget"], r["prefix_of"]) for r in derived] == [(0, 60, 100)]
+    (d,) = derived
+    assert d["values"] == [float(i) for i in range(60)]
+    assert len(d["call_seconds"]) == 15 and len(d["origins"]) == 60
+    assert prefix_runs(runs, [100, 120]) == []

@@ -53,3 +53,13 @@ def test_in_process_runs_answer_as_the_grpc_server(
     assert len(over_grpc.values) == task.budget
     assert in_process.values == over_grpc.values
     assert in_process.origins == over_grpc.origins
+
+
+def test_a_run_does_not_depend_on_its_budget() -> None:
+    # what --prefix-budgets relies on: the first trials of a longer run are the shorter run
+    for arm in ("gp-bo", "dcsa-bo"):
+        short = drive.Task(problem="noisy-uneq", arm=arm, batch=2, seed=1, budget=14)
+        long = drive.Task(problem="noisy-uneq", arm=arm, batch=2, seed=1, budget=22)
+        a = drive.run_grpc(short, drive.InProcess()).values
+        b = drive.run_grpc(long, drive.InProcess()).values
+        assert len(b) == 22 and b[:14] == a
