@@ -212,10 +212,17 @@ def best_so_far(values: Sequence[float | None], maximize: bool, n: int) -> np.nd
 
 
 def execute(run: RunSpec, base: Mapping[str, Any], workdir: Path, tmp: Path) -> dict[str, Any]:
-    doc = make_experiment(base, run)
-    exp_file = tmp / f"{run.name}.yaml"
-    exp_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    state_dir = tmp / run.name
+    return {**run.key(), **execute_doc(make_experiment(base, run), workdir, tmp)}
+
+
+def execute_doc(doc: Mapping[str, Any], workdir: Path, tmp: Path) -> dict[str, Any]:
+    """Run one prepared Experiment (``dcsa run``) with its state in ``tmp/<name>``; its record
+    without the run's key (``execute`` adds it; benchmarks/real_mf.py prepares its own
+    documents). The state directory, trial logs included, stays in ``tmp``."""
+    name = str(doc["metadata"]["name"])
+    exp_file = tmp / f"{name}.yaml"
+    exp_file.write_text(yaml.safe_dump(dict(doc), sort_keys=False), encoding="utf-8")
+    state_dir = tmp / name
     buf = io.StringIO()
     t0 = time.monotonic()
     code = run_command([exp_file], state_dir=state_dir, workdir=workdir, live=False, out=buf)
@@ -223,14 +230,13 @@ def execute(run: RunSpec, base: Mapping[str, Any], workdir: Path, tmp: Path) -> 
     state_file = state_dir / "state.json"
     if not state_file.exists():
         sys.stderr.write(buf.getvalue())
-        raise SystemExit(f"{run.name}: no state.json (exit code {code})")
+        raise SystemExit(f"{name}: no state.json (exit code {code})")
     state = json.loads(state_file.read_text(encoding="utf-8"))
     objective = doc["spec"]["objective"]
     metric = objective["objectiveMetricName"]
     command = _primary_container(doc)["command"]
     return {
-        **run.key(),
-        "name": run.name,
+        "name": name,
         "objective_metric": metric,
         "objective_type": objective["type"],
         "exit_code": code,
