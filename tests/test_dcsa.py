@@ -314,3 +314,14 @@ def test_dcsa_origins_over_a_run() -> None:
     assert counts["initial"] == 7
     # 23 model-based trials: rounds at 7, 12, 17, 22, 27 completed trials, 2 slots each
     assert 4 <= counts["dc"] <= 10 and counts["sa"] >= 3 and counts["bo"] >= 3
+
+
+def test_joint_mix_is_seeded_and_labels_what_won() -> None:
+    settings = {"mix": "joint", "n_initial_points": "6"}
+    trials = run_loop("dcsa-bo", SPACE3, _additive, budget=24, batch=2, seed=4, settings=settings)
+    again = run_loop("dcsa-bo", SPACE3, _additive, budget=24, batch=2, seed=4, settings=settings)
+    assert [t.assignments for t in trials] == [t.assignments for t in again]
+    assert len({tuple(t.assignments.values()) for t in trials}) == 24  # never a repeat
+    origins = Counter(_origin(t.name) for t in trials)
+    assert origins["initial"] == 6
+    assert set(origins) <= {"initial", "bo", "sa", "dc"}

@@ -264,3 +264,29 @@ def test_a_call_does_a_fixed_amount_of_model_work() -> None:
     assert first.fallbacks == ["slot_limit", "slot_limit"]
     again = call("gp-bo", MIXED_SPACE, trials, 6, settings={"max_model_slots": "4"})
     assert [s.assignments for s in again.suggestions] == [s.assignments for s in first.suggestions]
+
+
+def test_optimizer_takes_an_extra_candidate_that_beats_what_it_finds() -> None:
+    # a needle the raw candidates and their local searches cannot see (zero gradient around it),
+    # offered as an extra candidate (as dcsa-bo's joint mix offers DC children and SA moves)
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(6)])
+    needle = np.array([0.123, 0.877, 0.5, 0.31, 0.64, 0.09])
+
+    def value(feats: FloatArray) -> FloatArray:
+        hit = np.all(np.abs(feats - needle) < 1e-9, axis=1)
+        return np.where(hit, 1.0, 0.0)
+
+    objective = Objective(
+        space.features, value, lambda f: (value(f), np.zeros_like(f)), tuple(range(6))
+    )
+    common = {
+        "rng": np.random.default_rng(0),
+        "seed": 0,
+        "starts": np.zeros((0, 6)),
+        "excluded": lambda _row: False,
+        "n_raw": 128,
+    }
+    _, without = maximize(space, objective, **common)  # type: ignore[arg-type]
+    assert without == 0.0
+    row, score = maximize(space, objective, extra=needle[None, :], **common)  # type: ignore[arg-type]
+    assert score == 1.0 and row is not None and np.allclose(row, needle)

@@ -8,7 +8,7 @@ import pytest
 from suggestion_service.core import provenance
 from suggestion_service.core.engine import format_mix, parse_mix
 from suggestion_service.core.history import Goal, Objective, build_history
-from suggestion_service.core.strategies.mix import credits, policy_shares
+from suggestion_service.core.strategies.mix import credits, policy_shares, won_shares
 
 from .helpers import call, random_trials, space_from, trial
 
@@ -94,7 +94,38 @@ def test_mix_text_round_trips_and_is_ignored_as_a_setting() -> None:
         [(f"{g}__x", "double", "0", "1", "", (), "uniform") for g in ("a", "b", "c")]
     )
     trials = random_trials(space3, 12, seed=1, f=lambda v: sum(float(x) for x in v.values()))
-    resp = call("dcsa-bo", space3, trials, 2, settings={"dcsa_mix": "bo=1.000"})
+    resp = call("dcsa-bo", space3, trials, 2, settings={"dcsa_mix": "bo=1.000", "mix": "adaptive"})
     assert set(resp.shares) == {"bo", "sa", "dc"}
     assert sum(resp.shares.values()) == pytest.approx(1.0)
+    assert {s.origin for s in resp.suggestions} <= {"bo", "sa", "dc"}
+
+
+def test_joint_mix_reports_which_policy_won_the_last_slots() -> None:
+    rows = [("i", 0, 5.0), ("b", 1, 3.0), ("s1", 2, 2.0), ("d", 3, 2.5), ("b", 4, 1.0)]
+    h = _history(rows[::-1])  # the request's order does not matter: sequence numbers do
+    assert won_shares(h, "exp", ("bo", "sa", "dc"), window=10) == {
+        "bo": 0.5,
+        "sa": 0.25,
+        "dc": 0.25,
+    }
+    assert won_shares(h, "exp", ("bo", "sa", "dc"), window=2) == {"bo": 0.5, "sa": 0.0, "dc": 0.5}
+    assert won_shares(_history(rows[:1]), "exp", ("bo", "sa", "dc"), window=10) is None
+
+
+def test_joint_mix_shares_reach_the_response() -> None:
+    space3 = space_from(
+        [(f"{g}__x", "double", "0", "1", "", (), "uniform") for g in ("a", "b", "c")]
+    )
+    trials = [
+        trial(f"exp-{tag}-{provenance.encode_sequence(i)}abc", values, loss=float(i))
+        for i, (tag, values) in enumerate(
+            zip(
+                ["i"] * 8 + ["b", "d", "s0", "b"],
+                [t.assignments for t in random_trials(space3, 12, seed=3)],
+                strict=True,
+            )
+        )
+    ]
+    resp = call("dcsa-bo", space3, trials, 2)  # joint is the default
+    assert resp.shares == {"bo": 0.5, "sa": 0.25, "dc": 0.25}
     assert {s.origin for s in resp.suggestions} <= {"bo", "sa", "dc"}

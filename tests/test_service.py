@@ -372,8 +372,8 @@ def test_dc_sa_labels_importance_and_mix_reach_the_metrics(
         )
     ]
     assert len(shares) == 2 and sum(shares) == pytest.approx(1.0)
-    # the adaptive mix (the default): its shares reach the reply's settings and the metrics
-    adaptive = pb_experiment(rows, algorithm="dcsa-bo", name="dcsa")
+    # the adaptive mix: its shares reach the reply's settings and the metrics
+    adaptive = pb_experiment(rows, algorithm="dcsa-bo", name="dcsa", settings={"mix": "adaptive"})
     reply = stub.GetSuggestions(pb_request(adaptive, history, 2), timeout=60)
     mix = {s.name: s.value for s in reply.algorithm.algorithm_settings}["dcsa_mix"]
     assert set(parse_mix(mix)) == {"bo", "sa", "dc"}

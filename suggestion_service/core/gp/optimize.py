@@ -155,6 +155,7 @@ def maximize(
     n_starts: int = 8,
     n_rounds: int = 3,
     max_iter: int = 100,
+    extra: FloatArray | None = None,
 ) -> tuple[FloatArray | None, float]:
     """The best typed point of ``space`` that is not ``excluded``, and its acquisition value.
 
@@ -162,6 +163,8 @@ def maximize(
         objective: the acquisition on typed rows of ``space``, with gradients.
         seed: seeds the raw Sobol candidates.
         starts: typed rows to perturb (good observed points).
+        extra: typed rows scored with the raw candidates, as they are (e.g. DC's
+            recombinations); the best of all start the local searches.
         excluded: tells whether a typed row must not be returned (already known).
         n_raw: quasi-random candidates; n_starts: how many of the best start a local search;
         n_rounds: rounds of (L-BFGS-B, snap, neighbour search); max_iter: L-BFGS-B iterations.
@@ -170,6 +173,8 @@ def maximize(
     if starts.shape[0]:
         latent.append(_perturb(rng, space.to_latent(starts), n_local, 0.1, space))
     typed = space.from_latent(np.vstack(latent))
+    if extra is not None and extra.shape[0]:
+        typed = np.vstack([typed, extra])
     values = objective.score(typed)
     pool_t, pool_v = [typed], [values]
 

@@ -17,8 +17,11 @@ parameters partitioned by subnetwork:
 
 ``dc-bo`` runs a DC round of ``dc_batch`` slots every ``dc_interval`` completed trials and BO in
 between; ``sa-bo`` gives each slot to SA or, with probability ``sa_full_share``, to BO.
-``dcsa-bo`` allocates each slot among BO, SA and DC by their measured success in this experiment
-(``mix: adaptive``, see mix.py), or, with ``mix: fixed``, as dc-bo's rounds plus sa-bo's slots.
+``dcsa-bo`` (``mix: joint``, the default) gives every slot to one acquisition maximisation over
+the whole space whose candidates include DC's best recombinations and SA's one-group moves at the
+incumbent, so a structured proposal is taken exactly when the model rates it above what plain BO
+finds; ``mix: adaptive`` allocates each slot to one policy by its measured success in this
+experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots.
 
 The surrogate is additive by group (one Matern-5/2 ARD component per subnetwork, each with its
 own output scale) or, with ``surrogate: full``, the plain GP of gp-bo; the policies only read its
@@ -54,7 +57,7 @@ from ..settings import (
 )
 from ..space import FloatArray, SearchSpace
 from ..strategy import Proposal
-from .mix import policy_shares
+from .mix import policy_shares, won_shares
 from .model_based import (
     Batch,
     GPSettings,
@@ -161,11 +164,14 @@ class DCSASettings(GPSettings):
     mix: str = spec(
         choice_setting(
             "mix",
-            "adaptive",
-            "How slots are shared among BO, SA and DC: adaptive (by the improvement each "
-            "policy's trials brought in this experiment) or fixed (DC rounds every dc_interval "
-            "trials, the other slots SA or, with probability sa_full_share, BO).",
-            ("adaptive", "fixed"),
+            "joint",
+            "How BO, SA and DC share the slots: joint (every slot maximises the acquisition "
+            "over the whole space with DC's best recombinations and SA's one-group moves at "
+            "the incumbent among its candidates: the model picks), adaptive (each slot one "
+            "policy, by the improvement each policy's trials brought in this experiment) or "
+            "fixed (DC rounds every dc_interval trials, the other slots SA or, with probability "
+            "sa_full_share, BO). The default was chosen on the tune problems.",
+            ("adaptive", "fixed", "joint"),
         )
     )
     mix_floor: float = spec(
@@ -180,7 +186,8 @@ class DCSASettings(GPSettings):
         int_setting(
             "mix_window",
             10,
-            "Adaptive mix: a policy is judged on its last this-many completed trials.",
+            "Adaptive mix: a policy is judged on its last this-many completed trials (joint: "
+            "the shares reported are over as many).",
             minimum=1,
             maximum=10_000,
         )
@@ -304,6 +311,77 @@ class Recombination:
         return None
 
 
+# ---- joint: DC and SA as candidates of one acquisition ---------------------------------------
+#: Joint mix: DC children and SA moves (per group, near and far) offered to the optimizer.
+JOINT_CHILDREN = 32
+JOINT_MOVES = 16
+
+
+def group_moves(batch: Batch, part: Partition, n: int) -> FloatArray:
+    """SA's candidates: the incumbent with one group's parameters moved, for every group; ``n``
+    small steps (latent Gaussian, sd 0.1) and ``n`` uniform draws of that group each."""
+    ctx = batch.ctx
+    h = ctx.history
+    best = h.best_index()
+    if best is None:
+        return np.empty((0, len(ctx.space)))
+    incumbent = ctx.space.to_latent(h.x_obs[best][None, :])[0]
+    rng = ctx.rng
+    blocks = []
+    for g in part.groups:
+        cols = list(g.params)
+        lat = np.repeat(incumbent[None, :], 2 * n, axis=0)
+        near = lat[:n][:, cols] + rng.normal(0.0, 0.1, (n, len(cols)))
+        lat[:n, cols] = near
+        lat[n:, cols] = rng.random((n, len(cols)))
+        blocks.append(np.clip(lat, 0.0, 1.0 - 1e-12))
+    return ctx.space.from_latent(np.vstack(blocks))
+
+
+class JointAcquisition:
+    """dcsa-bo's ``mix: joint`` slot policy: maximise the acquisition over the whole space with
+    DC's best recombinations and SA's one-group moves among the optimizer's candidates, so that
+    a structured proposal is taken exactly when the model rates it above what plain BO finds.
+    The proposal's origin says which kind won (``dc``, ``sa`` in group k, else ``bo``)."""
+
+    def __init__(self, part: Partition, top_m: int, limit: int) -> None:
+        self.part, self.top_m, self.limit = part, top_m, limit
+        self._children: list[FloatArray] | None = None
+        self._extra: FloatArray | None = None
+
+    def _candidates(self, batch: Batch, model: Surrogate) -> FloatArray:
+        if self._extra is None:
+            many = len(self.part.groups) > 1
+            children = (
+                dc_candidates(batch, model, self.part, self.top_m, self.limit) if many else []
+            )
+            self._children = children[:JOINT_CHILDREN]
+            moves = group_moves(batch, self.part, JOINT_MOVES)
+            self._extra = np.vstack([*(c[None, :] for c in self._children), moves])
+        return self._extra
+
+    def __call__(self, batch: Batch, model: Surrogate) -> Proposal | None:
+        row = maximise_acquisition(batch, model, extra=self._candidates(batch, model))
+        if row is None:
+            return None
+        space = batch.ctx.space
+        key = space.key(row)
+        if any(space.key(c) == key for c in self._children or ()):
+            return Proposal(row, "dc")
+        h = batch.ctx.history
+        best = h.best_index()
+        if best is not None:
+            moved = [
+                k
+                for k, g in enumerate(self.part.groups)
+                if not np.array_equal(row[list(g.params)], h.x_obs[best][list(g.params)])
+            ]
+            if len(moved) == 1 and len(self.part.groups) > 1:
+                k = moved[0]
+                return Proposal(row, "sa", group=self.part.groups[k].name, number=k)
+        return Proposal(row, "bo")
+
+
 def dc_round_due(batch: Batch, interval: int, size: int) -> tuple[int, int] | None:
     """The DC round due now and how many of its ``size`` slots are left, or None.
 
@@ -405,6 +483,13 @@ class DCSABO(_Grouped):
         s: DCSASettings = batch.ctx.settings
         if s.mix == "fixed":
             return itertools.chain(self.dc_round(batch, part), self.sa_or_bo(batch, model, part))
+        if s.mix == "joint":
+            won = won_shares(
+                batch.ctx.history, batch.ctx.experiment, ("bo", "sa", "dc"), window=s.mix_window
+            )
+            if won is not None:
+                batch.out.shares = won
+            return itertools.repeat(JointAcquisition(part, s.dc_top_m, s.dc_max_candidates))
         if len(part.groups) < 2:
             return itertools.repeat(full_space_bo)
         names = ("bo", "sa", "dc")

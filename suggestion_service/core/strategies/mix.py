@@ -86,3 +86,22 @@ def policy_shares(
     shares = floor + (1.0 - k * floor) * match
     shares = shares / shares.sum()
     return dict(zip(policies, shares.tolist(), strict=True))
+
+
+def won_shares(
+    history: History, experiment: str, policies: Sequence[str], *, window: int
+) -> dict[str, float] | None:
+    """The joint mix's allocation: which policy's candidate won the acquisition in each of the
+    last ``window`` model-based trials (completed ones, by sequence number), as shares; None
+    before the first one."""
+    rows = []
+    for name in history.obs_names:
+        found = provenance.parse(experiment, name) if name else None
+        if found is None or found.origin not in policies:
+            continue
+        seq = provenance.sequence(experiment, name)
+        rows.append((-1 if seq is None else seq, found.origin))
+    recent = [origin for _seq, origin in sorted(rows)[-window:]]
+    if not recent:
+        return None
+    return {p: recent.count(p) / len(recent) for p in policies}

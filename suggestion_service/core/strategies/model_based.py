@@ -253,12 +253,15 @@ def maximise_acquisition(
     *,
     columns: Sequence[int] | None = None,
     anchor: FloatArray | None = None,
+    extra: FloatArray | None = None,
 ) -> FloatArray | None:
     """The typed row that maximises the acquisition, with the batch's pending points fantasised.
 
     Args:
         columns: search only these parameters, the others held at ``anchor`` (SA's move in one
             group); None searches the whole space.
+        extra: full typed rows offered to the optimizer as candidates (whole-space search
+            only), e.g. DC's recombinations and SA's one-group moves.
 
     Returns:
         A full typed row not in ``batch.taken``, or None if none was found.
@@ -308,6 +311,7 @@ def maximise_acquisition(
         starts=starts,
         excluded=excluded,
         n_raw=s.n_candidates,
+        extra=extra if columns is None else None,
     )
     if row is None:
         return None
