@@ -129,8 +129,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         policy_share=Gauge(
             "dcsa_policy_share",
-            "dcsa-bo's adaptive mix: the share of slots each policy (bo, sa, dc) gets in the "
-            "latest request.",
+            "dcsa-bo's mix in the latest request: the share of slots each policy (bo, sa, dc) "
+            "gets (adaptive) or won over the last mix_window model-based trials (joint).",
             ("algorithm", "policy"),
             registry=reg,
         ),
