@@ -325,3 +325,26 @@ def test_joint_mix_is_seeded_and_labels_what_won() -> None:
     origins = Counter(_origin(t.name) for t in trials)
     assert origins["initial"] == 6
     assert set(origins) <= {"initial", "bo", "sa", "dc"}
+
+
+def test_joint_mix_offers_a_bounded_number_of_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 80 one-parameter subnetworks, n_candidates 64: SA's moves are capped at 64 rows (a seeded
+    # subset of groups), DC's children at 32, whatever the partition
+    from suggestion_service.core.gp import optimize
+    from suggestion_service.core.strategies import model_based
+
+    seen: list[int] = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        extra = kwargs.get("extra")
+        seen.append(0 if extra is None else extra.shape[0])
+        return optimize.maximize(*args, **kwargs)
+
+    monkeypatch.setattr(model_based, "maximize", recording)
+    space = space_from([(f"g{i}__x", "double", "0", "1", "", (), "uniform") for i in range(80)])
+    history = random_trials(space, 12, seed=2, f=lambda v: sum(float(x) for x in v.values()))
+    settings = {"n_candidates": "64", "n_initial_points": "5"}
+    resp = call("dcsa-bo", space, history, 2, settings=settings)
+    again = call("dcsa-bo", space, history, 2, settings=settings)
+    assert [s.assignments for s in resp.suggestions] == [s.assignments for s in again.suggestions]
+    assert seen and max(seen) <= 64 + 32

@@ -317,9 +317,11 @@ JOINT_CHILDREN = 32
 JOINT_MOVES = 16
 
 
-def group_moves(batch: Batch, part: Partition, n: int) -> FloatArray:
+def group_moves(batch: Batch, part: Partition, n: int, limit: int) -> FloatArray:
     """SA's candidates: the incumbent with one group's parameters moved, for every group; ``n``
-    small steps (latent Gaussian, sd 0.1) and ``n`` uniform draws of that group each."""
+    small steps (latent Gaussian, sd 0.1) and ``n`` uniform draws of that group each. At most
+    ``limit`` rows: fewer per group, and a seeded subset of the groups when there are more than
+    ``limit / 2`` of them (the work of a call stays bounded whatever the partition)."""
     ctx = batch.ctx
     h = ctx.history
     best = h.best_index()
@@ -327,8 +329,14 @@ def group_moves(batch: Batch, part: Partition, n: int) -> FloatArray:
         return np.empty((0, len(ctx.space)))
     incumbent = ctx.space.to_latent(h.x_obs[best][None, :])[0]
     rng = ctx.rng
+    groups = list(part.groups)
+    if 2 * n * len(groups) > limit:
+        n = max(1, limit // (2 * len(groups)))
+    if 2 * n * len(groups) > limit:
+        keep = np.sort(rng.choice(len(groups), size=max(1, limit // 2), replace=False))
+        groups = [groups[i] for i in keep]
     blocks = []
-    for g in part.groups:
+    for g in groups:
         cols = list(g.params)
         lat = np.repeat(incumbent[None, :], 2 * n, axis=0)
         near = lat[:n][:, cols] + rng.normal(0.0, 0.1, (n, len(cols)))
@@ -356,7 +364,8 @@ class JointAcquisition:
                 dc_candidates(batch, model, self.part, self.top_m, self.limit) if many else []
             )
             self._children = children[:JOINT_CHILDREN]
-            moves = group_moves(batch, self.part, JOINT_MOVES)
+            limit = int(batch.ctx.settings.n_candidates)
+            moves = group_moves(batch, self.part, JOINT_MOVES, limit)
             self._extra = np.vstack([*(c[None, :] for c in self._children), moves])
         return self._extra
 
