@@ -67,8 +67,9 @@ def _unequal(v: dict[str, str]) -> float:
 @pytest.mark.xfail(
     strict=True,
     reason="known, issue 11: on the rebuilt engine (issue 10) neither dcsa-bo's old fixed mix "
-    "(3 seeds x 40 trials: median 0.373 vs gp-bo 0.214) nor its adaptive mix (0.336 vs 0.183) "
-    "beats gp-bo here; strict, so the test reports when DC/SA win again",
+    "(3 seeds x 40 trials: median 0.373 vs gp-bo 0.214), its adaptive mix (0.336 vs 0.183) nor "
+    "its joint mix (the default since 2026-11-30) beats gp-bo here; strict, so the test reports "
+    "when DC/SA win again",
 )
 def test_dcsa_bo_beats_gp_bo_on_unequal_importance() -> None:
     """The synthetic suite's unequal-importance problem (12-D, three subnetworks)."""
