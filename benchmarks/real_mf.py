@@ -91,6 +91,7 @@ if __package__ in (None, ""):  # run as ``python benchmarks/real_mf.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import real_tasks as rt
+from benchmarks.multi_fidelity import first_reach
 
 OUT = rt.REPO / "benchmarks" / "results" / "real_mf"
 TASKS = ("digits", "diabetes", "mnist1d")
@@ -342,12 +343,6 @@ def median_curve(runs: Sequence[Mapping[str, Any]], at: np.ndarray, q: float = 5
     if q == 50:
         return np.asarray(np.median(stack, axis=0), dtype=float)
     return np.asarray(np.percentile(stack, q, axis=0, method="nearest"), dtype=float)
-
-
-def first_reach(med: np.ndarray, at: np.ndarray, target: float) -> float | None:
-    """The first budget of ``at`` where ``med`` is at or below ``target`` (multi_fidelity's)."""
-    hit = np.nonzero(med <= target + 1e-12)[0]
-    return float(at[hit[0]]) if len(hit) else None
 
 
 @dataclass(frozen=True)
@@ -726,14 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="skip runs already in OUT/runs.json")
     p.add_argument("--no-plot", action="store_true")
     ns = p.parse_args(argv)
-    given = list(argv) if argv is not None else sys.argv[1:]
-    command = "python -m benchmarks.real_mf " + shlex.join([a for a in given if a != "--resume"])
-
-    ns.out.mkdir(parents=True, exist_ok=True)
-    runs_file = ns.out / "runs.json"
-    runs: list[dict[str, Any]] = []
-    if ns.resume and runs_file.exists():
-        runs = json.loads(runs_file.read_text(encoding="utf-8"))["runs"]
+    command = rt.command_line("benchmarks.real_mf", argv)
+    runs_file, runs = rt.previous_runs(ns.out, resume=ns.resume)
     todo = plan(ns)
     wanted = {_key(r.key()) for r in todo}
     done = {_key(r) for r in runs}

@@ -455,6 +455,22 @@ def write_figure(
     plt.close(fig)
 
 
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The command that produced a run set, without ``--resume`` (it only reuses finished runs;
+    the runs are those of the command without it)."""
+    given = list(argv) if argv is not None else sys.argv[1:]
+    return f"python -m {module} " + shlex.join([a for a in given if a != "--resume"])
+
+
+def previous_runs(out: Path, *, resume: bool) -> tuple[Path, list[dict[str, Any]]]:
+    """``out/runs.json`` (the directory created) and, with ``resume``, the runs it holds."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs_file = out / "runs.json"
+    if resume and runs_file.exists():
+        return runs_file, list(json.loads(runs_file.read_text(encoding="utf-8"))["runs"])
+    return runs_file, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
@@ -475,15 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/real_tasks"))
     p.add_argument("--resume", action="store_true", help="skip runs already in OUT/runs.json")
     args = p.parse_args(argv)
-    given = list(argv) if argv is not None else sys.argv[1:]
-    # --resume only reuses finished runs; the runs are those of the command without it.
-    command = "python -m benchmarks.real_tasks " + shlex.join([a for a in given if a != "--resume"])
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs_file = args.out / "runs.json"
-    runs: list[dict[str, Any]] = []
-    if args.resume and runs_file.exists():
-        runs = json.loads(runs_file.read_text(encoding="utf-8"))["runs"]
+    command = command_line("benchmarks.real_tasks", argv)
+    runs_file, runs = previous_runs(args.out, resume=args.resume)
     key_fields = ("task", "arm", "seed", "trials", "parallel", "epochs", "n_initial")
     n_initial = args.n_initial if args.n_initial > 0 else None
     done = {json.dumps({k: r[k] for k in key_fields}, sort_keys=True) for r in runs}
