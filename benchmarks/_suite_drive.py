@@ -295,14 +295,8 @@ def run_grpc(task: Task, stub: Stub) -> RunResult:
         result.fallbacks += origin == "fallback"
         result.values.append(y)
         result.true_values.append(y_true)
-        return ctl.TrialView(
-            name=made.name,
-            objective=OBJECTIVE,
-            assignments=made.assignments,
-            conditions=(ctl.Condition(ctl.SUCCEEDED),),
-            start_time=trial_time(i),
-            completion_time=trial_time(i + 1),
-            observation=(ctl.Metric.reduced(METRIC, repr(y)),),
+        return ctl.succeeded(
+            made, OBJECTIVE, repr(y), start=trial_time(i), completion=trial_time(i + 1)
         )
 
     started = time.perf_counter()

@@ -37,10 +37,8 @@ import numpy as np
 
 from benchmarks._suite_drive import in_process
 from benchmarks.synthetic import PROBLEMS, Problem
-from suggestion_service._generated import api_pb2 as pb
 from suggestion_service.core.space import SearchSpace, make_parameter, make_space
 from suggestion_service.k8s.warm_start_payload import build_payload, trial_observations
-from suggestion_service.katib import convert
 from suggestion_service.local import controller as ctl
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,15 +85,12 @@ def run(
 ) -> list[tuple[dict[str, str], float]]:
     """One Experiment, one trial at a time, through the controller loop the suite, the tests
     and ``dcsa run`` share (the service in process); returns (assignments, value) per trial."""
-    exp = pb.Experiment(name=name)
-    exp.spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
-    exp.spec.objective.CopyFrom(convert.objective_to_pb(type="minimize", metric=METRIC))
-    exp.spec.algorithm.algorithm_name = algorithm
     settings = {"random_state": str(seed)}
     if warm_start is not None:
         settings["warm_start"] = warm_start
-    for k, v in settings.items():
-        exp.spec.algorithm.algorithm_settings.add(name=k, value=v)
+    exp = ctl.experiment_of_space(
+        name, space, algorithm=algorithm, settings=settings, metric=METRIC
+    )
     objective = ctl.Objective(type="minimize", metric=METRIC, strategies={METRIC: "min"})
     out: list[tuple[dict[str, str], float]] = []
 
@@ -103,13 +98,7 @@ def run(
         assignments = dict(made.assignments)
         value = f({k: float(v) for k, v in assignments.items()})
         out.append((assignments, value))
-        return ctl.TrialView(
-            name=made.name,
-            objective=objective,
-            assignments=made.assignments,
-            conditions=(ctl.Condition(ctl.SUCCEEDED),),
-            observation=(ctl.Metric.reduced(METRIC, repr(value)),),
-        )
+        return ctl.succeeded(made, objective, repr(value))
 
     ctl.run_synchronous(exp, in_process, evaluate, parallel=1, max_trials=trials)
     return out

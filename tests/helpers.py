@@ -80,15 +80,15 @@ def run_loop(
     ``dcsa run`` share): all trials every call, reply settings merged back, labels never sent
     back. Returns the trials as the core sees them, in order."""
     maximize = goal is Goal.MAXIMIZE
-    exp = pb.Experiment(name=experiment)
-    exp.spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
-    exp.spec.objective.CopyFrom(
-        convert.objective_to_pb(type="maximize" if maximize else "minimize", metric="loss")
+    exp = ctl.experiment_of_space(
+        experiment,
+        space,
+        algorithm=algorithm,
+        settings={"random_state": str(seed), **(settings or {})},
+        type="maximize" if maximize else "minimize",
+        parallel=batch,
+        max_trials=budget,
     )
-    exp.spec.algorithm.algorithm_name = algorithm
-    for k, v in {"random_state": str(seed), **(settings or {})}.items():
-        exp.spec.algorithm.algorithm_settings.add(name=k, value=v)
-    exp.spec.parallel_trial_count, exp.spec.max_trial_count = batch, budget
     view_objective = ctl.Objective(
         type="maximize" if maximize else "minimize",
         metric="loss",
@@ -99,13 +99,7 @@ def run_loop(
     def evaluate(made: ctl.Assignment, _i: int) -> ctl.TrialView:
         loss = str(f(dict(made.assignments)))
         out.append(trial(made.name, dict(made.assignments), loss=loss))
-        return ctl.TrialView(
-            name=made.name,
-            objective=view_objective,
-            assignments=made.assignments,
-            conditions=(ctl.Condition(ctl.SUCCEEDED),),
-            observation=(ctl.Metric.reduced("loss", loss),),
-        )
+        return ctl.succeeded(made, view_objective, loss)
 
     ctl.run_synchronous(
         exp, lambda req: answer(req)[2], evaluate, parallel=batch, max_trials=budget

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from .._generated import api_pb2 as pb
+from ..core.space import SearchSpace
 from ..katib import convert
 from ..katib.convert import text
 
@@ -157,6 +158,27 @@ class SuggestionState:
         return len(self.suggestions)
 
 
+def succeeded(
+    made: Assignment,
+    objective: Objective,
+    value: str,
+    *,
+    start: datetime | None = None,
+    completion: datetime | None = None,
+) -> TrialView:
+    """The Trial of a suggestion that Succeeded with its objective metric at ``value`` (a trial
+    of ``run_synchronous``'s ``evaluate``)."""
+    return TrialView(
+        name=made.name,
+        objective=objective,
+        assignments=made.assignments,
+        conditions=(Condition(SUCCEEDED),),
+        start_time=start,
+        completion_time=completion,
+        observation=(Metric.reduced(objective.metric, value),),
+    )
+
+
 # ---- settings --------------------------------------------------------------------------------
 def merge_settings(
     base: Sequence[tuple[str, str]], updates: Sequence[tuple[str, str]]
@@ -186,6 +208,32 @@ def with_settings(
     del algorithm.algorithm_settings[:]
     for name, value in merged:
         algorithm.algorithm_settings.add(name=name, value=value)
+    return out
+
+
+def experiment_of_space(
+    name: str,
+    space: SearchSpace,
+    *,
+    algorithm: str,
+    settings: Mapping[str, str],
+    type: str = "minimize",
+    metric: str = "loss",
+    parallel: int | None = None,
+    max_trials: int | None = None,
+) -> pb.Experiment:
+    """An Experiment as Katib sends it, over a core search space (tests and in-process
+    benchmarks): ``space_to_pb``'s parameters, the objective, the algorithm and its settings."""
+    out = pb.Experiment(name=name)
+    out.spec.parameter_specs.parameters.extend(convert.space_to_pb(space))
+    out.spec.objective.CopyFrom(convert.objective_to_pb(type=type, metric=metric))
+    out.spec.algorithm.algorithm_name = algorithm
+    for k, v in settings.items():
+        out.spec.algorithm.algorithm_settings.add(name=k, value=v)
+    if parallel is not None:
+        out.spec.parallel_trial_count = parallel
+    if max_trials is not None:
+        out.spec.max_trial_count = max_trials
     return out
 
 
