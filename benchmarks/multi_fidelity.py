@@ -118,6 +118,23 @@ ARMS: dict[str, Arm] = {
         ),
     )
 }
+
+
+def add_variant(spec: str) -> str:
+    """Register ``<arm>:<k>=<v>[,<k>=<v>...]`` (one of ours with extra settings) as the arm
+    ``<arm>+<k>=<v>...``; its requests differ from ``<arm>``'s by those settings only."""
+    base, _, text = spec.partition(":")
+    if base not in ARMS or ARMS[base].suite_arm.startswith("katib") or not text:
+        raise ValueError(f"--variant {spec!r}: want <arm>:<k>=<v>[,...] with <arm> one of ours")
+    extra = tuple(tuple(kv.split("=", 1)) for kv in text.split(","))
+    if any(len(kv) != 2 for kv in extra):
+        raise ValueError(f"--variant {spec!r}: settings are <k>=<v>, comma separated")
+    arm = ARMS[base]
+    name = f"{base}+{text}"
+    ARMS[name] = Arm(name, arm.suite_arm, arm.full, arm.settings + extra, f"{arm.doc}, {text}")  # type: ignore[operator]
+    return name
+
+
 #: The issue's headline arm and its baseline.
 HEADLINE = "dcsa-bo-asha"
 TARGET_RATIO = 3.0
@@ -656,8 +673,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only report the stored runs of the plan, whatever their fingerprint",
     )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also run <arm>:<k>=<v>[,...] (an arm of ours with extra settings; screening)",
+    )
     p.add_argument("--no-plot", action="store_true")
     ns = p.parse_args(argv)
+    try:
+        ns.arms = [*ns.arms, *(add_variant(v) for v in ns.variant)]
+    except ValueError as exc:
+        p.error(str(exc))
     bases = mf.CHECK_BASES if ns.set == "check" else mf.TUNE_BASES
     ns.problems = ns.problems or list(bases)
     unknown = [b for b in ns.problems if b not in mf.TUNE_BASES + mf.CHECK_BASES]

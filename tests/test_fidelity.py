@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from suggestion_service.core import provenance
+from suggestion_service.core.asha import RungState, build_rung_state, make_ladder
 from suggestion_service.core.errors import InvalidSettingError
 from suggestion_service.core.history import TrialState
+from suggestion_service.core.registry import get_strategy
+from suggestion_service.core.strategies.fidelity import FullBudgetModel, training_set
 
 from .helpers import call, run_loop, space_from, trial
 
@@ -87,3 +93,86 @@ def test_bad_asha_settings_name_the_field(settings: dict[str, str], message: str
         call("gp-bo", SPACE, [], 1, settings=settings)
     assert err.value.field.startswith("spec.algorithm.algorithmSettings[")
     assert message in err.value.message
+
+
+# ---- asha_model=budget: one GP over configuration and budget ------------------------------------
+CURVE_SPACE = space_from(
+    [
+        ("x", "double", "0", "1", "", (), "uniform"),
+        ("epochs", "int", "1", "27", "", (), "uniform"),
+    ]
+)
+CURVE_LADDER = make_ladder(CURVE_SPACE, "epochs", 3)
+GP_SETTINGS = get_strategy("gp-bo").parse_settings({})
+
+
+def _curve(x: float, b: float) -> float:
+    """Best at x = 0.7 at the full budget; low budgets favour large x (fast learners)."""
+    return (x - 0.7) ** 2 + 0.5 * (1.0 - x) * (27.0 / b - 1.0) / 26.0
+
+
+def _curve_state(per_rung: Sequence[Sequence[float]]) -> RungState:
+    rows = [(x, b) for xs, b in zip(per_rung, (1, 3, 9, 27), strict=False) for x in xs]
+    x = np.array(rows, dtype=np.float64)
+    return build_rung_state(
+        CURVE_LADDER, x_completed=x, y_completed=np.array([_curve(a, b) for a, b in rows])
+    )
+
+
+STATE = _curve_state(
+    [
+        [i / 19 for i in range(20)],
+        [0.05, 0.3, 0.45, 0.6, 0.75, 0.85, 0.95, 1.0],
+        [0.1, 0.5, 0.8, 1.0],
+        [0.2, 0.9],
+    ]
+)
+
+
+def test_budget_model_values_each_configuration_once_at_the_full_budget() -> None:
+    model = FullBudgetModel.fit(STATE, GP_SETTINGS, seed=0)
+    assert model is not None
+    data = model.training_set(STATE)
+    xs = data.x[:, 0].tolist()
+    assert len(xs) == len(set(xs)) == len(STATE.highest)  # one row per configuration
+    assert (data.x[:, 1] == 27.0).all()
+    # each configuration is represented by its trial on its highest completed rung
+    assert {STATE.x_completed[i, 1] for i, x in zip(data.index, xs, strict=True) if x == 0.9} == {
+        27.0
+    }
+    # the rung-0 ranking prefers fast learners (x near 0.95); the full-budget model finds the
+    # slower configurations that finish best, as the full-budget objective (best at 0.7) does
+    rung0 = min(STATE.rungs[0].completed.values(), key=lambda e: e.value)
+    assert STATE.x_completed[rung0.index, 0] > 0.85
+    best = xs[int(np.argmin(data.y))]
+    assert abs(best - 0.7) < 0.15, best
+    full = [_curve(x, 27) for x in xs]
+    assert stats.spearmanr(data.y, full).statistic > 0.8
+
+
+def test_budget_model_needs_enough_completions_and_falls_back_to_the_rung() -> None:
+    few = _curve_state([[0.1, 0.5, 0.9]])
+    assert FullBudgetModel.fit(few, GP_SETTINGS, seed=0) is None
+    assert training_set(few, None).rung == 0
+
+
+@pytest.mark.parametrize("algorithm", ["gp-bo", "dcsa-bo"])
+def test_rung_model_runs_asha_without_repeating_a_rung(algorithm: str) -> None:
+    """asha_model=rung (BOHB's choice; the default is budget, run by the tests above)."""
+    settings = {**ASHA, "asha_model": "rung"}
+    trials = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=settings)
+    budgets: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for t in trials:
+        budgets[_config(dict(t.assignments))].append(int(t.assignments["epochs"]))
+    for seen in budgets.values():
+        assert seen == [1, 3, 9, 27][: len(seen)], seen
+    assert sum(len(seen) - 1 for seen in budgets.values()) >= 5
+    again = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=settings)
+    assert [t.assignments for t in again] == [t.assignments for t in trials]
+
+
+def test_bad_asha_model_names_the_field_and_the_choices() -> None:
+    with pytest.raises(InvalidSettingError) as err:
+        call("gp-bo", SPACE, [], 1, settings={**ASHA, "asha_model": "bohb"})
+    assert err.value.field == "spec.algorithm.algorithmSettings[asha_model]"
+    assert "bohb" in err.value.message and "budget" in err.value.message

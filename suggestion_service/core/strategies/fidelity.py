@@ -9,21 +9,46 @@ With ``resource_name`` set, a batch is filled in two steps (Li et al. 2020, ASHA
    request).
 2. **New configurations** fill the remaining slots, at the lowest rung's budget. They come from
    the algorithm itself, run on the *configuration space* (the space without the budget) with
-   the completed trials of the highest rung that has enough of them as its history (BOHB's
-   choice): gp-bo's GP, dcsa-bo's mix, DC's recombination of the top trials of that rung, or
-   random's Sobol sequence. Every configuration already started at any budget is known there, and
-   the running ones are pending, so a new configuration is new.
+   a history of configurations and values: gp-bo's GP, dcsa-bo's mix, DC's recombination of
+   the top configurations, or random's Sobol sequence. Every configuration already started at
+   any budget is known there, and the running ones are pending, so a new configuration is new.
+
+The history of configurations is the model-based setting ``asha_model``:
+
+- ``rung`` (BOHB's choice, Falkner et al. 2018): the completed trials of the highest rung that
+  has enough of them;
+- ``budget`` (MOBSTER's, Klein et al. 2020, as a projection): one GP over the configuration and
+  the log budget is fitted on every completed trial, and each configuration's value is that
+  GP's mean at the full budget. Low rungs then inform the model without their early ranking
+  standing in for the final one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..asha import Ladder, make_ladder, next_promotions, rung_state, rung_training_set
-from ..space import SearchSpace
+from ..asha import (
+    ConfigKey,
+    Ladder,
+    RungState,
+    TrainingSet,
+    budget_training_set,
+    make_ladder,
+    next_promotions,
+    rung_state,
+    rung_training_set,
+)
+from ..gp.model import AdditiveGP, Posterior
+from ..gp.transform import OutputWarp
+from ..space import Distribution, FloatArray, SearchSpace
 from ..strategy import Context, Proposal, Proposals, Strategy
+from .model_based import GPSettings, subset
+
+log = logging.getLogger(__name__)
 
 
 def ladder_of(ctx: Context) -> Ladder | None:
@@ -50,7 +75,7 @@ def propose(strategy: Strategy, ctx: Context) -> Proposals:
     h = ctx.history
     col = ladder.column
     sub = SearchSpace(tuple(p for i, p in enumerate(ctx.space.parameters) if i != col))
-    train = rung_training_set(state)
+    train = training_set(state, full_budget_model(state, ctx))
 
     def project(rows: np.ndarray) -> np.ndarray:
         return np.delete(rows, col, axis=1)
@@ -86,4 +111,91 @@ def propose(strategy: Strategy, ctx: Context) -> Proposals:
     return out
 
 
-__all__ = ["ladder_of", "propose"]
+def full_budget_model(state: RungState, ctx: Context) -> FullBudgetModel | None:
+    """The ``budget`` model when ``asha_model`` asks for it and it can be fitted, else None."""
+    if getattr(ctx.settings, "asha_model", "rung") != "budget":  # random has no model
+        return None
+    return FullBudgetModel.fit(state, ctx.settings, ctx.seed)
+
+
+def training_set(state: RungState, model: FullBudgetModel | None) -> TrainingSet:
+    """The history of configurations the inner strategy sees (``asha_model``)."""
+    return rung_training_set(state) if model is None else model.training_set(state)
+
+
+@dataclass(frozen=True)
+class FullBudgetModel:
+    """A GP over the configuration and the log budget, read at the full budget.
+
+    One Matern-5/2 ARD component over the configuration's features and the budget on a log
+    scale, fitted on every completed trial (at most ``max_fit_points`` for its hyperparameters
+    and ``max_condition_points`` for its posterior, as gp-bo's own model).
+    """
+
+    ladder: Ladder
+    space: SearchSpace  # the budget on a log scale
+    posterior: Posterior
+
+    @classmethod
+    def fit(cls, state: RungState, settings: GPSettings, seed: int) -> FullBudgetModel | None:
+        """None when there are too few completions or the fit fails (the caller then uses the
+        rung's completions)."""
+        ladder = state.ladder
+        every = budget_training_set(state)
+        if not every.enough:
+            return None
+        space = budget_log_space(ladder)
+        s = settings
+        try:
+            warp = OutputWarp.fit(every.y, power=s.output_warping == "power")
+            ys = warp(every.y)
+            x = space.features(every.x)
+            gp = AdditiveGP(
+                [list(range(space.n_features))], space.n_features, space.categorical_mask
+            )
+            fit_idx = subset(ys, s.max_fit_points, seed + 2)
+            cond_idx = subset(ys, s.max_condition_points, seed + 3)
+            hp = gp.fit(x[fit_idx], ys[fit_idx], seed=seed)
+            post = gp.condition(x[cond_idx], ys[cond_idx], hp)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            log.warning("ASHA budget model failed, using the rung's completions: %s", exc)
+            return None
+        return cls(ladder, space, post)
+
+    def at_full_budget(self, rows: FloatArray) -> FloatArray:
+        """The posterior mean of each typed row with its budget set to the full budget."""
+        rows = np.array(rows, dtype=np.float64, copy=True)
+        rows[:, self.ladder.column] = self.ladder.budgets[-1]
+        return np.asarray(self.posterior.mean(self.space.features(rows)), dtype=np.float64)
+
+    def training_set(self, state: RungState) -> TrainingSet:
+        """Every configuration completed on some rung, represented by its trial on its highest
+        completed rung and valued at the full budget."""
+        chosen: dict[ConfigKey, int] = {}
+        for rung in reversed(state.rungs):
+            for key, entry in sorted(rung.completed.items()):
+                chosen.setdefault(key, entry.index)
+        index = np.array([chosen[k] for k in sorted(chosen)], dtype=np.intp)
+        rows = state.x_completed[index].copy()
+        rows[:, self.ladder.column] = self.ladder.budgets[-1]
+        y = self.at_full_budget(rows) if len(index) else np.zeros(0)
+        return TrainingSet(rung=None, x=rows, y=y, enough=True, index=index)
+
+
+def budget_log_space(ladder: Ladder) -> SearchSpace:
+    """The space with its budget parameter on a log scale (rungs evenly spaced for eta^k)."""
+    params = list(ladder.space.parameters)
+    params[ladder.column] = dataclasses.replace(
+        params[ladder.column], distribution=Distribution.LOG_UNIFORM
+    )
+    return SearchSpace(tuple(params))
+
+
+__all__ = [
+    "FullBudgetModel",
+    "budget_log_space",
+    "full_budget_model",
+    "ladder_of",
+    "propose",
+    "training_set",
+]

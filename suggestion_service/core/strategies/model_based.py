@@ -139,6 +139,17 @@ class GPSettings(CommonSettings):
             maximum=4096,
         )
     )
+    asha_model: str = spec(
+        choice_setting(
+            "asha_model",
+            "budget",
+            "With resource_name: the history new configurations are proposed from; budget (a "
+            "GP over the configuration and the log budget, fitted on every completion, gives "
+            "each configuration's value at the full budget) or rung (BOHB: the completions of "
+            "the highest rung that has enough of them).",
+            ("rung", "budget"),
+        )
+    )
     max_model_slots: int = spec(
         int_setting(
             "max_model_slots",
@@ -158,7 +169,7 @@ def initial_design_size(space: SearchSpace, settings: GPSettings) -> int:
     return max(5, min(20, len(space) + 1))
 
 
-def _subset(ys: FloatArray, limit: int, seed: int) -> IntArray:
+def subset(ys: FloatArray, limit: int, seed: int) -> IntArray:
     """Indices of at most ``limit`` observations: the best half and a seeded sample of the rest
     (all of them when there are no more than ``limit``), in their original order."""
     if len(ys) <= limit:
@@ -188,8 +199,8 @@ def fit_surrogate(ctx: Context, groups: Sequence[Sequence[int]]) -> Surrogate:
     ys = warp(h.y_obs)
     x = ctx.space.features(h.x_obs)
     model = AdditiveGP(groups, ctx.space.n_features, ctx.space.categorical_mask)
-    fit_idx = _subset(ys, s.max_fit_points, ctx.seed)
-    cond_idx = _subset(ys, s.max_condition_points, ctx.seed + 1)
+    fit_idx = subset(ys, s.max_fit_points, ctx.seed)
+    cond_idx = subset(ys, s.max_condition_points, ctx.seed + 1)
     try:
         hp = model.fit(x[fit_idx], ys[fit_idx], seed=ctx.seed)
         post = model.condition(x[cond_idx], ys[cond_idx], hp)
@@ -420,4 +431,5 @@ __all__ = [
     "full_space_bo",
     "initial_design_size",
     "maximise_acquisition",
+    "subset",
 ]
