@@ -126,12 +126,13 @@ def add_variant(spec: str) -> str:
     base, _, text = spec.partition(":")
     if base not in ARMS or ARMS[base].suite_arm.startswith("katib") or not text:
         raise ValueError(f"--variant {spec!r}: want <arm>:<k>=<v>[,...] with <arm> one of ours")
-    extra = tuple(tuple(kv.split("=", 1)) for kv in text.split(","))
-    if any(len(kv) != 2 for kv in extra):
+    pairs = [kv.split("=", 1) for kv in text.split(",")]
+    if any(len(kv) != 2 for kv in pairs):
         raise ValueError(f"--variant {spec!r}: settings are <k>=<v>, comma separated")
+    extra = tuple((k, v) for k, v in pairs)
     arm = ARMS[base]
     name = f"{base}+{text}"
-    ARMS[name] = Arm(name, arm.suite_arm, arm.full, arm.settings + extra, f"{arm.doc}, {text}")  # type: ignore[operator]
+    ARMS[name] = Arm(name, arm.suite_arm, arm.full, arm.settings + extra, f"{arm.doc}, {text}")
     return name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from benchmarks import _suite_drive as drive
 from benchmarks import _suite_workers as workers
 from benchmarks import mf_problems as mf
+from benchmarks import mf_screen as screen
 from benchmarks import multi_fidelity as bench
 from benchmarks import problems
 from suggestion_service._generated import api_pb2 as pb
@@ -191,3 +193,28 @@ def test_katib_hyperband_runs_its_first_bracket_and_stalls_under_katibs_controll
         TUNE_BASE
     )
     assert "katib-hyperband" not in drive.ARM_KINDS
+
+
+def test_a_variant_is_an_arm_of_ours_with_extra_settings() -> None:
+    name = bench.add_variant("gp-bo-asha:asha_model=rung,eta=3")
+    try:
+        arm = bench.ARMS[name]
+        assert name == "gp-bo-asha+asha_model=rung,eta=3"
+        assert arm.suite_arm == bench.ARMS["gp-bo-asha"].suite_arm  # the same experiment name
+        assert arm.settings[-2:] == (("asha_model", "rung"), ("eta", "3"))
+    finally:
+        bench.ARMS.pop(name, None)
+    for bad in ("katib-hyperband:eta=3", "gp-bo-asha", "nope:eta=3", "gp-bo-asha:eta"):
+        with pytest.raises(ValueError, match="--variant"):
+            bench.add_variant(bad)
+
+
+def test_screen_reads_the_best_full_budget_value_at_each_budget() -> None:
+    b = mf.B_MAX
+    full = {"problem": "p", "arm": bench.FULL, "trials": [[b, 0.8, 0.8], [b, 0.5, 0.5]]}
+    asha = {"problem": "p", "arm": "x", "trials": [[1, 0.1, 0.9], [b, 0.6, 0.6], [b, 0.4, 0.4]]}
+    assert screen.best_at(asha, 1.0) == math.inf  # a low-budget value never counts
+    assert screen.best_at(asha, 1.1) == 0.6 and screen.best_at(asha, 3.0) == 0.4
+    text = screen.table([full, asha], [2.0])
+    row = next(line for line in text.splitlines() if line.startswith("x "))
+    assert row.split()[1:] == ["0.6000", "1.200"]  # 0.6 against full's final 0.5

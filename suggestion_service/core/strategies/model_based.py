@@ -3,7 +3,9 @@
 A call goes: the initial design (scrambled Sobol) while it lasts; then **one** fit of the
 surrogate; then slot after slot, each filled by a *slot policy* (full-space BO, SA's move in one
 group, DC's recombination, ...) that the strategy's :meth:`ModelBased.plan` picks. Every slot
-sees the batch's earlier slots as pending points (kriging believer), so a batch spreads out.
+sees running trials and the batch's earlier slots as pending points (kriging believer: observed
+at their posterior mean, which also lowers the incumbent when one is expected to beat it), so a
+batch spreads out.
 A policy that finds nothing new hands its slot to full-space BO; when BO finds nothing either,
 or the fit fails, the remaining slots are filled quasi-randomly and the reason is recorded.
 
@@ -280,8 +282,13 @@ def maximise_acquisition(
     ctx = batch.ctx
     s: GPSettings = ctx.settings
     full = ctx.space
-    post = model.posterior.with_fantasies(full.features(batch.pending_rows()))
+    pending = full.features(batch.pending_rows())
+    post = model.posterior.with_fantasies(pending)
     kind, xi, beta, best = s.acquisition, s.xi, s.ucb_beta, model.y_best
+    if len(pending):
+        # the believer believes all the way: a pending point that the model expects to beat
+        # the incumbent is the incumbent, else the next slot crowds next to it
+        best = min(best, float(post.mean(pending).min()))
 
     def value(feats: FloatArray) -> FloatArray:
         m, v = post.predict(feats)

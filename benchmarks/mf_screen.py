@@ -1,0 +1,86 @@
+"""Screening table for multi-fidelity variants (a developer's tool, like engine_tune).
+
+Reads ``runs.json`` files written by ``benchmarks.multi_fidelity`` (e.g. a tune-set run with
+``--variant``) and prints, per arm, the median best full-budget value at a few budgets and its
+geometric mean over problems relative to ``dcsa-bo-full``'s median final best (lower is better):
+
+    python -m benchmarks.multi_fidelity --set tune --seeds 5 \\
+        --variant dcsa-bo-asha:asha_model=rung --out /tmp/mf-tune --no-plot
+    python -m benchmarks.mf_screen /tmp/mf-tune/runs.json --at 10 20 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import mf_problems as mf
+from benchmarks.multi_fidelity import FULL
+
+
+def best_at(run: dict[str, Any], budget: float) -> float:
+    """The run's best full-budget value once ``budget`` full-budget equivalents are spent."""
+    spent, best = 0.0, math.inf
+    for epochs, value, _true in run["trials"]:
+        spent += epochs / mf.B_MAX
+        if spent > budget + 1e-9:
+            break
+        if epochs == mf.B_MAX:
+            best = min(best, value)
+    return best
+
+
+def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        cells[(r["problem"], r["arm"])].append(r)
+    problems = sorted({p for p, _ in cells})
+    arms = list(dict.fromkeys(a for _, a in cells))
+    final = {
+        p: statistics.median(best_at(r, math.inf) for r in cells[(p, FULL)])
+        for p in problems
+        if cells.get((p, FULL))
+    }
+    lines = []
+    for budget in budgets:
+        lines.append(f"median best full-budget value at {budget:g} full budgets")
+        lines.append(
+            f"{'arm':44}" + "".join(f"{p[:14]:>15}" for p in problems) + f"{'geo/full':>10}"
+        )
+        for arm in arms:
+            meds = [
+                statistics.median(best_at(r, budget) for r in cells[(p, arm)])
+                if cells.get((p, arm))
+                else math.nan
+                for p in problems
+            ]
+            ratios = [m / final[p] for m, p in zip(meds, problems, strict=True) if p in final]
+            ok = ratios and all(math.isfinite(x) and x > 0 for x in ratios)
+            geo = math.exp(statistics.fmean(map(math.log, ratios))) if ok else math.nan
+            lines.append(f"{arm:44}" + "".join(f"{m:15.4f}" for m in meds) + f"{geo:10.3f}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="runs.json files")
+    p.add_argument("--at", nargs="+", type=float, default=[10.0, 20.0, 30.0])
+    ns = p.parse_args(argv)
+    runs = [r for f in ns.runs for r in json.loads(f.read_text())["runs"]]
+    print(table(runs, ns.at))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
