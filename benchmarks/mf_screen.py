@@ -51,11 +51,12 @@ def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
         for p in problems
         if cells.get((p, FULL))
     }
+    w = max(len(a) for a in arms) + 2
     lines = []
     for budget in budgets:
         lines.append(f"median best full-budget value at {budget:g} full budgets")
         lines.append(
-            f"{'arm':44}" + "".join(f"{p[:14]:>15}" for p in problems) + f"{'geo/full':>10}"
+            "arm".ljust(w) + "".join(f"{p[:14]:>15}" for p in problems) + f"{'geo/full':>10}"
         )
         for arm in arms:
             meds = [
@@ -67,7 +68,7 @@ def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
             ratios = [m / final[p] for m, p in zip(meds, problems, strict=True) if p in final]
             ok = ratios and all(math.isfinite(x) and x > 0 for x in ratios)
             geo = math.exp(statistics.fmean(map(math.log, ratios))) if ok else math.nan
-            lines.append(f"{arm:44}" + "".join(f"{m:15.4f}" for m in meds) + f"{geo:10.3f}")
+            lines.append(arm.ljust(w) + "".join(f"{m:15.4f}" for m in meds) + f"{geo:10.3f}")
         lines.append("")
     return "\n".join(lines)
 

@@ -587,6 +587,15 @@ COLORS = {
     "random-asha": "tab:gray",
     "katib-hyperband": "tab:green",
 }
+#: Colours of --variant arms, in the order they appear.
+VARIANT_COLORS = ("tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
+
+
+def color(arm: str) -> str:
+    if arm in COLORS:
+        return COLORS[arm]
+    variants = [a for a in ARMS if a not in COLORS]
+    return VARIANT_COLORS[variants.index(arm) % len(VARIANT_COLORS)]
 
 
 def plot(runs: Sequence[dict[str, Any]], facts: dict[str, Any], path: Path) -> None:
@@ -612,8 +621,8 @@ def plot(runs: Sequence[dict[str, Any]], facts: dict[str, Any], path: Path) -> N
                 continue
             med = median_curve(rs, at)
             lo, hi = median_curve(rs, at, 25), median_curve(rs, at, 75)
-            ax.plot(at, med, color=COLORS[arm], label=f"{arm} ({len(rs)})", lw=1.6)
-            ax.fill_between(at, lo, hi, color=COLORS[arm], alpha=0.12, lw=0)
+            ax.plot(at, med, color=color(arm), label=f"{arm} ({len(rs)})", lw=1.6)
+            ax.fill_between(at, lo, hi, color=color(arm), alpha=0.12, lw=0)
         ax.axhline(facts[p]["target"], color="black", ls=":", lw=1)
         ax.set_title(p)
         ax.set_xlabel("total budget spent (full-budget trials = 27 epochs)")

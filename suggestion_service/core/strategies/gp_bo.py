@@ -4,7 +4,8 @@ Initial design: the first ``n_initial_points`` suggestions come from a scrambled
 Then a Matern-5/2 ARD GP (MAP hyperparameters, output warping) is fitted on the completed trials
 and every slot maximises the acquisition over the whole space, with every pending point (running
 trials, earlier suggestions and the batch's own earlier slots) fantasised at its posterior mean
-(kriging believer), so a batch spreads out instead of piling onto one optimum. The batch loop is
+(kriging believer; a pending point expected to beat the incumbent becomes the incumbent), so a
+batch spreads out instead of piling onto one optimum. The batch loop is
 :class:`~.model_based.ModelBased`'s; gp-bo's one slot policy is full-space BO.
 """
 
