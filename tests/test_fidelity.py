@@ -169,6 +169,9 @@ def test_rung_model_runs_asha_without_repeating_a_rung(algorithm: str) -> None:
     assert sum(len(seen) - 1 for seen in budgets.values()) >= 5
     again = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=settings)
     assert [t.assignments for t in again] == [t.assignments for t in trials]
+    # the default (budget) model proposes other new configurations from the same start
+    default = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=ASHA)
+    assert [t.assignments for t in default] != [t.assignments for t in trials]
 
 
 def test_bad_asha_model_names_the_field_and_the_choices() -> None:
