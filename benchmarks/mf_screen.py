@@ -21,23 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import mf_problems as mf
-from benchmarks.multi_fidelity import FULL
+from benchmarks.multi_fidelity import FULL, curve, median_curve
 
 
 def best_at(run: dict[str, Any], budget: float) -> float:
-    """The run's best full-budget value once ``budget`` full-budget equivalents are spent."""
-    spent, best = 0.0, math.inf
-    for epochs, value, _true in run["trials"]:
-        spent += epochs / mf.B_MAX
-        if spent > budget + 1e-9:
-            break
-        if epochs == mf.B_MAX:
-            best = min(best, value)
-    return best
+    """The run's best full-budget value once ``budget`` full-budget equivalents are spent
+    (``multi_fidelity.curve`` at one budget)."""
+    return float(curve(run, np.array([budget]))[0])
 
 
 def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
@@ -46,25 +41,19 @@ def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
         cells[(r["problem"], r["arm"])].append(r)
     problems = sorted({p for p, _ in cells})
     arms = list(dict.fromkeys(a for _, a in cells))
-    final = {
-        p: statistics.median(best_at(r, math.inf) for r in cells[(p, FULL)])
-        for p in problems
-        if cells.get((p, FULL))
-    }
+    at = np.array(budgets, dtype=np.float64)
+    # each cell's median curve, read at the budgets and at the end (its final best)
+    medians = {key: median_curve(rs, np.append(at, math.inf)) for key, rs in cells.items()}
+    final = {p: medians[(p, FULL)][-1] for p in problems if (p, FULL) in medians}
     w = max(len(a) for a in arms) + 2
     lines = []
-    for budget in budgets:
+    for j, budget in enumerate(budgets):
         lines.append(f"median best full-budget value at {budget:g} full budgets")
         lines.append(
             "arm".ljust(w) + "".join(f"{p[:14]:>15}" for p in problems) + f"{'geo/full':>10}"
         )
         for arm in arms:
-            meds = [
-                statistics.median(best_at(r, budget) for r in cells[(p, arm)])
-                if cells.get((p, arm))
-                else math.nan
-                for p in problems
-            ]
+            meds = [medians[(p, arm)][j] if (p, arm) in medians else math.nan for p in problems]
             ratios = [m / final[p] for m, p in zip(meds, problems, strict=True) if p in final]
             ok = ratios and all(math.isfinite(x) and x > 0 for x in ratios)
             geo = math.exp(statistics.fmean(map(math.log, ratios))) if ok else math.nan

@@ -211,8 +211,12 @@ def test_a_variant_is_an_arm_of_ours_with_extra_settings() -> None:
 
 def test_screen_reads_the_best_full_budget_value_at_each_budget() -> None:
     b = mf.B_MAX
-    full = {"problem": "p", "arm": bench.FULL, "trials": [[b, 0.8, 0.8], [b, 0.5, 0.5]]}
-    asha = {"problem": "p", "arm": "x", "trials": [[1, 0.1, 0.9], [b, 0.6, 0.6], [b, 0.4, 0.4]]}
+    full = {
+        **_record([[b, 0.8, 0.8], [b, 0.5, 0.5]]),
+        "problem": "p",
+        "arm": bench.FULL,
+    }
+    asha = {**_record([[1, 0.1, 0.9], [b, 0.6, 0.6], [b, 0.4, 0.4]]), "problem": "p", "arm": "x"}
     assert screen.best_at(asha, 1.0) == math.inf  # a low-budget value never counts
     assert screen.best_at(asha, 1.1) == 0.6 and screen.best_at(asha, 3.0) == 0.4
     text = screen.table([full, asha], [2.0])

@@ -145,16 +145,15 @@ class FullBudgetModel:
         if not every.enough:
             return None
         space = budget_log_space(ladder)
-        s = settings
         try:
-            warp = OutputWarp.fit(every.y, power=s.output_warping == "power")
+            warp = OutputWarp.fit(every.y, power=settings.output_warping == "power")
             ys = warp(every.y)
             x = space.features(every.x)
             gp = AdditiveGP(
                 [list(range(space.n_features))], space.n_features, space.categorical_mask
             )
-            fit_idx = subset(ys, s.max_fit_points, seed + 2)
-            cond_idx = subset(ys, s.max_condition_points, seed + 3)
+            fit_idx = subset(ys, settings.max_fit_points, seed + 2)
+            cond_idx = subset(ys, settings.max_condition_points, seed + 3)
             hp = gp.fit(x[fit_idx], ys[fit_idx], seed=seed)
             post = gp.condition(x[cond_idx], ys[cond_idx], hp)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
