@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -273,6 +274,21 @@ def test_one_group_reduces_to_plain_bo(algorithm: str) -> None:
         s.assignments for s in plain.suggestions
     ]
     assert {s.origin for s in grouped.suggestions} == {"bo"}
+
+
+@pytest.mark.parametrize("mix", ["joint", "adaptive", "fixed"])
+def test_one_group_runs_exactly_as_gp_bo_whatever_the_mix(mix: str) -> None:
+    # a whole run, not one call: with one subnetwork there is nothing to divide or to adapt
+    # over, so no mix may add candidates (the joint mix once offered one-group "moves" of the
+    # incumbent, which are local search, not SA)
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(3)])
+
+    def f(v: Mapping[str, str]) -> float:
+        return sum((float(x) - 0.3) ** 2 for x in v.values())
+
+    plain = run_loop("gp-bo", space, f, budget=16, batch=2, seed=3)
+    grouped = run_loop("dcsa-bo", space, f, budget=16, batch=2, seed=3, settings={"mix": mix})
+    assert [t.assignments for t in grouped] == [t.assignments for t in plain]
 
 
 @pytest.mark.parametrize("algorithm", ["dc-bo", "sa-bo", "dcsa-bo"])

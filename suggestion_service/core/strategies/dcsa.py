@@ -21,7 +21,9 @@ between; ``sa-bo`` gives each slot to SA or, with probability ``sa_full_share``,
 the whole space whose candidates include DC's best recombinations and SA's one-group moves at the
 incumbent, so a structured proposal is taken exactly when the model rates it above what plain BO
 finds; ``mix: adaptive`` allocates each slot to one policy by its measured success in this
-experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots.
+experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots. With a single
+subnetwork there is nothing to divide or adapt over, and all three run exactly as gp-bo with
+their surrogate.
 
 The surrogate is additive by group (one Matern-5/2 ARD component per subnetwork, each with its
 own output scale) or, with ``surrogate: full``, the plain GP of gp-bo; the policies only read its
@@ -359,10 +361,7 @@ class JointAcquisition:
 
     def _candidates(self, batch: Batch, model: Surrogate) -> FloatArray:
         if self._extra is None:
-            many = len(self.part.groups) > 1
-            children = (
-                dc_candidates(batch, model, self.part, self.top_m, self.limit) if many else []
-            )
+            children = dc_candidates(batch, model, self.part, self.top_m, self.limit)
             self._children = children[:JOINT_CHILDREN]
             limit = int(batch.ctx.settings.n_candidates)
             moves = group_moves(batch, self.part, JOINT_MOVES, limit)
@@ -490,6 +489,9 @@ class DCSABO(_Grouped):
     def plan(self, batch: Batch, model: Surrogate) -> Iterator[SlotPolicy]:
         part = self.partition(batch)
         s: DCSASettings = batch.ctx.settings
+        if len(part.groups) < 2:
+            # one subnetwork: nothing to divide or to adapt over; every mix is plain BO
+            return itertools.repeat(full_space_bo)
         if s.mix == "fixed":
             return itertools.chain(self.dc_round(batch, part), self.sa_or_bo(batch, model, part))
         if s.mix == "joint":
@@ -499,8 +501,6 @@ class DCSABO(_Grouped):
             if won is not None:
                 batch.out.shares = won
             return itertools.repeat(JointAcquisition(part, s.dc_top_m, s.dc_max_candidates))
-        if len(part.groups) < 2:
-            return itertools.repeat(full_space_bo)
         names = ("bo", "sa", "dc")
         shares = policy_shares(
             batch.ctx.history, batch.ctx.experiment, names, floor=s.mix_floor, window=s.mix_window
