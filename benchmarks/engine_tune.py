@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from multiprocessing import Pool
 from pathlib import Path
@@ -48,6 +49,40 @@ def run(task: tuple[str, str, int, int, int, dict[str, str]]) -> tuple[str, int,
     return name, seed, min(result.true_values), result.wall_seconds
 
 
+def compare(base_tag: str, new_tag: str, path: Path = OUT) -> str:
+    """The screen's verdict on ``new_tag`` against ``base_tag`` (the last record of each):
+    geometric mean over problems of the ratio of median final bests, and on how many seeds
+    (same seed, same problem) and problems the new variant is lower."""
+    records: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        records[record["tag"]] = record
+    missing = [t for t in (base_tag, new_tag) if t not in records]
+    if missing:
+        raise SystemExit(f"no screen tagged {missing} in {path}")
+    base, new = records[base_tag]["res"], records[new_tag]["res"]
+    common = [name for name in new if name in base]
+    lines, logs, seeds_won, seeds, problems_won = [], [], 0, 0, 0
+    for name in common:
+        b, n = base[name], new[name]
+        ratio = statistics.median(n) / max(statistics.median(b), 1e-12)
+        logs.append(math.log(max(ratio, 1e-12)))
+        won = sum(1 for x, y in zip(n, b, strict=False) if x < y)
+        seeds_won += won
+        seeds += min(len(n), len(b))
+        problems_won += ratio < 1.0
+        lines.append(
+            f"  {name:20s} {statistics.median(b):.4f} -> {statistics.median(n):.4f}"
+            f"  x{ratio:.3f}  lower on {won}/{min(len(n), len(b))} seeds"
+        )
+    geo = math.exp(sum(logs) / len(logs)) if logs else float("nan")
+    lines.append(
+        f"{new_tag!r} vs {base_tag!r}: geometric mean x{geo:.3f} over {len(common)} problems; "
+        f"lower on {seeds_won}/{seeds} seeds and {problems_won}/{len(common)} problems"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.engine_tune", description=__doc__)
     p.add_argument("--algo", default="gp-bo")
@@ -58,7 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--tag", default="")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BASE_TAG", "NEW_TAG"),
+        help="print two stored screens side by side and run nothing",
+    )
     ns = p.parse_args(argv)
+    if ns.compare:
+        print(compare(*ns.compare))
+        return
     off = [name for name in ns.problems if name not in problems.TUNE]
     if off:
         p.error(f"not tune problems: {off} (check problems are only reported)")
