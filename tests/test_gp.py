@@ -15,18 +15,14 @@ from suggestion_service.core.history import Goal
 from .helpers import best, run_loop, space_from
 
 
-@pytest.mark.parametrize("warp", [False, True])
 @pytest.mark.parametrize("groups", [[[0, 1, 2, 3]], [[0, 1], [2], [3]]])
-def test_gradient_matches_finite_differences(groups: list[list[int]], warp: bool) -> None:
+def test_gradient_matches_finite_differences(groups: list[list[int]]) -> None:
     rng = np.random.default_rng(0)
     x = rng.random((25, 4))
-    x[:, 2] = rng.integers(0, 3, 25)
-    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2 - x[:, 3] + 0.4 * (x[:, 2] == 1)
+    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2 - x[:, 3]
     y = (y - y.mean()) / y.std()
-    cat = np.array([False, False, True, False])
-    model = AdditiveGP(groups, 4, cat, input_warping=warp)
-    # length-scales, output scales, Kumaraswamy a and b of the three numeric features, noise
-    theta = rng.normal(0, 0.5, 4 + len(groups) + (6 if warp else 0) + 1)
+    model = AdditiveGP(groups, 4)
+    theta = rng.normal(0, 0.5, 4 + len(groups) + 1)
     theta[-1] = math.log(1e-2)
     _, grad = model.neg_log_posterior(theta, x, y)
     eps = 1e-6
@@ -38,48 +34,6 @@ def test_gradient_matches_finite_differences(groups: list[list[int]], warp: bool
             2 * eps
         )
         assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
-
-
-def test_input_warping_learns_a_stretch_and_predicts_better() -> None:
-    # sin(10 x0^3) is stationary in x0^3: a Kumaraswamy warp with a ~ 3 makes it so, while
-    # the linear x1 needs none
-    rng = np.random.default_rng(0)
-
-    def f(x: np.ndarray) -> np.ndarray:
-        return np.sin(10 * x[:, 0] ** 3) + 0.3 * x[:, 1]
-
-    x, xt = rng.random((30, 2)), rng.random((500, 2))
-    mu, sd = float(f(x).mean()), float(f(x).std())
-    y, yt = (f(x) - mu) / sd, (f(xt) - mu) / sd
-    errors = {}
-    for warp in (False, True):
-        model = AdditiveGP([[0, 1]], 2, input_warping=warp)
-        hp = model.fit(x, y)
-        errors[warp] = float(np.sqrt(np.mean((model.condition(x, y, hp).mean(xt) - yt) ** 2)))
-        if warp:
-            assert hp.warp_a[0] > 2.0 and abs(math.log(hp.warp_a[1])) < 0.2
-    assert errors[True] < 0.85 * errors[False]
-    plain = AdditiveGP([[0, 1]], 2)
-    assert plain.warp(x, plain.default_hyperparameters()) is x  # off: no copy, no change
-
-
-def test_warped_posterior_gradients_match_finite_differences() -> None:
-    rng = np.random.default_rng(5)
-    x = rng.random((20, 2))
-    y = np.sin(8 * x[:, 0] ** 2) + x[:, 1]
-    y = (y - y.mean()) / y.std()
-    model = AdditiveGP([[0, 1]], 2, input_warping=True)
-    post = model.condition(x, y, model.fit(x, y))
-    assert not np.allclose(post.hp.warp_a, 1.0)
-    q = 0.05 + 0.9 * rng.random((6, 2))
-    mean, var, dmean, dvar = post.predict_with_grad(q)
-    assert np.allclose(mean, post.mean(q)) and np.allclose(var, post.predict(q)[1])
-    for j in (0, 1):
-        e = np.zeros_like(q)
-        e[:, j] = 1e-6
-        (m1, v1), (m0, v0) = post.predict(q + e), post.predict(q - e)
-        assert np.allclose(dmean[:, j], (m1 - m0) / 2e-6, rtol=1e-4, atol=1e-5)
-        assert np.allclose(dvar[:, j], (v1 - v0) / 2e-6, rtol=1e-4, atol=1e-5)
 
 
 def test_posterior_interpolates_and_is_uncertain_far_away() -> None:

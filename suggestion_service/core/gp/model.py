@@ -9,13 +9,6 @@ warped positions in [0, 1]; a categorical feature is the category's index, compa
 with one length-scale per parameter (the Hamming-style kernel of Optuna's GPSampler), so a
 categorical with many choices costs one hyperparameter, not one per choice.
 
-With ``input_warping`` each numeric feature first passes through a Kumaraswamy CDF
-w(x) = 1 - (1 - x^a)^b with its own a, b > 0 fitted with the other hyperparameters (log-normal
-priors at the identity a = b = 1), as HEBO and BoTorch's ``Warp`` do (Snoek et al. 2014): a
-monotone stretch of the unit interval lets a stationary kernel fit an objective whose
-wiggliness changes across a parameter's range (a learning rate matters near its best value and
-hardly at all far from it).
-
 Hyperparameters are fitted by maximising the log marginal likelihood plus log-normal priors (MAP),
 with analytic gradients and L-BFGS-B from several starts; outputs are standardised (and warped,
 see transform.py) by the caller. If every start fails, the prior's mode is used: the model stays
@@ -30,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,11 +39,6 @@ _LOG_SCALE_BOUNDS = (math.log(1e-3), math.log(1e2))
 _LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 _JITTER = 1e-8
 _LOG_LS_PRIOR_MEDIAN = -0.5
-_LOG_WARP_BOUNDS = (math.log(0.1), math.log(10.0))
-#: Log-normal prior of the Kumaraswamy concentrations, at the identity (BoTorch's Warp prior).
-_WARP_PRIOR_SD = math.sqrt(0.75)
-#: Inputs are squeezed into [eps, 1 - eps] before the warp (finite gradients at the bounds).
-_WARP_EPS = 1e-6
 #: Up to this many fit points the two best starts are optimised; above, only the best (the
 #: likelihood surface is better determined and each evaluation costs O(n^3)).
 _TWO_RUNS_UP_TO = 64
@@ -76,27 +64,13 @@ def _sq_dist(a: FloatArray, b: FloatArray, cat: NDArray[np.bool_], ls: FloatArra
     return out
 
 
-def kumaraswamy(x: FloatArray, a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The Kumaraswamy CDF 1 - (1 - x^a)^b of ``x`` in [0, 1] (squeezed into [eps, 1 - eps]),
-    elementwise with broadcasting, and its derivative with respect to ``x``."""
-    span = 1.0 - 2.0 * _WARP_EPS
-    xc = _WARP_EPS + span * np.clip(x, 0.0, 1.0)
-    u = xc**a
-    v = np.maximum(1.0 - u, 1e-300)
-    vb = v**b
-    return 1.0 - vb, span * a * b * u / xc * vb / v
-
-
 @dataclass(frozen=True)
 class Hyperparameters:
-    """Length-scales (one per feature), output scales (one per group), noise variance, and the
-    Kumaraswamy concentrations of the warped features (empty without input warping)."""
+    """Length-scales (one per feature), output scales (one per group), noise variance."""
 
     lengthscales: FloatArray
     scales: FloatArray
     noise: float
-    warp_a: FloatArray = field(default_factory=lambda: np.empty(0))
-    warp_b: FloatArray = field(default_factory=lambda: np.empty(0))
 
 
 class AdditiveGP:
@@ -106,7 +80,6 @@ class AdditiveGP:
         groups: one index array of feature columns per additive component.
         n_features: total number of feature columns.
         categorical: which feature columns hold category indices (default: none).
-        input_warping: warp every numeric feature by a fitted Kumaraswamy CDF.
     """
 
     def __init__(
@@ -114,8 +87,6 @@ class AdditiveGP:
         groups: Sequence[Sequence[int]],
         n_features: int,
         categorical: NDArray[np.bool_] | None = None,
-        *,
-        input_warping: bool = False,
     ) -> None:
         self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
         self.n_features = n_features
@@ -124,36 +95,18 @@ class AdditiveGP:
         self.categorical = (
             np.zeros(n_features, dtype=bool) if categorical is None else np.asarray(categorical)
         )
-        #: the feature columns passed through the Kumaraswamy warp
-        self.warped = (
-            np.flatnonzero(~self.categorical) if input_warping else np.empty(0, dtype=np.intp)
-        )
-
-    def warp(self, x: FloatArray, hp: Hyperparameters) -> FloatArray:
-        """``x`` with its warped columns through their fitted Kumaraswamy CDFs."""
-        if self.warped.size == 0:
-            return x
-        out = np.array(x, dtype=np.float64, copy=True)
-        out[:, self.warped] = kumaraswamy(x[:, self.warped], hp.warp_a, hp.warp_b)[0]
-        return out
 
     # ---- kernel ----------------------------------------------------------------------------
     def component(self, a: FloatArray, b: FloatArray, hp: Hyperparameters, k: int) -> FloatArray:
-        """Component ``k`` of the kernel between already warped inputs."""
         g = self.groups[k]
         r = np.sqrt(_sq_dist(a[:, g], b[:, g], self.categorical[g], hp.lengthscales[g]))
         return np.asarray(hp.scales[k] * _matern52(r))
 
-    def warped_kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
-        """The kernel between already warped inputs."""
+    def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
         out = np.zeros((a.shape[0], b.shape[0]))
         for k in range(len(self.groups)):
             out += self.component(a, b, hp, k)
         return out
-
-    def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
-        """The kernel between feature rows (warped here when input warping is on)."""
-        return self.warped_kernel(self.warp(a, hp), self.warp(b, hp), hp)
 
     # ---- priors ----------------------------------------------------------------------------
     def _prior(self) -> tuple[FloatArray, FloatArray]:
@@ -164,20 +117,11 @@ class AdditiveGP:
         # trials): the acquisition's maximum sat on the boundary (60% of coordinates within 1%
         # of a bound) and gp-bo was no better than random. Chosen on the tune problems only
         # (docs/benchmarks.md): median 4 sqrt(d) -> e^0 -> e^-0.5, each better on most of them.
-        # theta: log length-scales, log output scales, log warp a and b (warped features
-        # only), log noise (last)
         mu_ls = np.full(self.n_features, _LOG_LS_PRIOR_MEDIAN)
-        n_groups, n_warp = len(self.groups), 2 * self.warped.size
-        mu = np.concatenate(
-            [mu_ls, np.full(n_groups, math.log(1.0 / n_groups)), np.zeros(n_warp), [-4.0]]
-        )
+        n_groups = len(self.groups)
+        mu = np.concatenate([mu_ls, np.full(n_groups, math.log(1.0 / n_groups)), [-4.0]])
         sd = np.concatenate(
-            [
-                np.full(self.n_features, math.sqrt(3.0)),
-                np.full(n_groups, 1.5),
-                np.full(n_warp, _WARP_PRIOR_SD),
-                [1.5],
-            ]
+            [np.full(self.n_features, math.sqrt(3.0)), np.full(n_groups, 1.5), [1.5]]
         )
         return mu, sd
 
@@ -185,18 +129,13 @@ class AdditiveGP:
         return (
             [_LOG_LS_BOUNDS] * self.n_features
             + [_LOG_SCALE_BOUNDS] * len(self.groups)
-            + [_LOG_WARP_BOUNDS] * (2 * self.warped.size)
             + [_LOG_NOISE_BOUNDS]
         )
 
     def _unpack(self, theta: FloatArray) -> Hyperparameters:
-        f, g, w = self.n_features, len(self.groups), self.warped.size
+        f, g = self.n_features, len(self.groups)
         return Hyperparameters(
-            np.exp(theta[:f]),
-            np.exp(theta[f : f + g]),
-            float(np.exp(theta[-1])),
-            np.exp(theta[f + g : f + g + w]),
-            np.exp(theta[f + g + w : f + g + 2 * w]),
+            np.exp(theta[:f]), np.exp(theta[f : f + g]), float(np.exp(theta[-1]))
         )
 
     def default_hyperparameters(self) -> Hyperparameters:
@@ -211,13 +150,12 @@ class AdditiveGP:
     ) -> tuple[float, FloatArray]:
         """Negative log marginal likelihood + negative log prior, and its gradient."""
         hp = self._unpack(theta)
-        xw = self.warp(x, hp)
         n = x.shape[0]
         k = np.zeros((n, n))
         pieces = []
         for gi, g in enumerate(self.groups):
             ls, cat = hp.lengthscales[g], self.categorical[g]
-            r = np.sqrt(_sq_dist(xw[:, g], xw[:, g], cat, ls))
+            r = np.sqrt(_sq_dist(x[:, g], x[:, g], cat, ls))
             e = np.exp(-_SQRT5 * r)
             m = (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
             a = 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e  # -(dk/dr)/r, so dk/dlog(l_j) = a * d_j^2
@@ -238,8 +176,6 @@ class AdditiveGP:
         w = np.outer(alpha, alpha) - kinv
         grad = np.zeros_like(theta)
         f = self.n_features
-        # d nll / d(warped input x_pj) = s / l_j^2 * sum_q b_pq (x_pj - x_qj), per column
-        d_input = np.zeros((n, f)) if self.warped.size else None
         for gi, (g, (m, a)) in enumerate(zip(self.groups, pieces, strict=True)):
             s = hp.scales[gi]
             grad[f + gi] = -0.5 * s * float((w * m).sum())
@@ -247,7 +183,7 @@ class AdditiveGP:
             rows = b.sum(1)
             total = float(rows.sum())
             for j in g:
-                col = xw[:, j]
+                col = x[:, j]
                 inv_l2 = 1.0 / hp.lengthscales[j] ** 2
                 if self.categorical[j]:
                     # sum_ij b_ij [x_i != x_j] = sum(b) - sum over categories of the blocks
@@ -255,24 +191,8 @@ class AdditiveGP:
                     quad = (total - same) * inv_l2
                 else:
                     # sum_ij b_ij (x_i - x_j)^2 = 2 (sum_i x_i^2 rows_i - x^T B x)
-                    bcol = b @ col
-                    quad = 2.0 * (float((col * col) @ rows) - float(col @ bcol)) * inv_l2
-                    if d_input is not None:
-                        d_input[:, j] += s * inv_l2 * (col * rows - bcol)
+                    quad = 2.0 * (float((col * col) @ rows) - float(col @ (b @ col))) * inv_l2
                 grad[j] = -0.5 * s * quad
-        if d_input is not None:
-            nw, g0 = self.warped.size, f + len(self.groups)
-            xc = _WARP_EPS + (1.0 - 2.0 * _WARP_EPS) * np.clip(x[:, self.warped], 0.0, 1.0)
-            wa, wb = hp.warp_a, hp.warp_b
-            u = xc**wa
-            v = np.maximum(1.0 - u, 1e-300)
-            vb = v**wb
-            # w = 1 - v^b: dw/dlog a = a b v^(b-1) u log x; dw/dlog b = -b v^b log v
-            dw_dloga = wa * wb * vb / v * u * np.log(xc)
-            dw_dlogb = -wb * vb * np.log(v)
-            dx = d_input[:, self.warped]
-            grad[g0 : g0 + nw] = (dx * dw_dloga).sum(0)
-            grad[g0 + nw : g0 + 2 * nw] = (dx * dw_dlogb).sum(0)
         grad[-1] = -0.5 * hp.noise * float(np.trace(w))
         mu, sd = self._prior()
         z = (theta - mu) / sd
@@ -340,8 +260,7 @@ class Posterior:
 
     def __init__(self, model: AdditiveGP, x: FloatArray, y: FloatArray, hp: Hyperparameters):
         self.model, self.x, self.y, self.hp = model, x, y, hp
-        self.xw = model.warp(x, hp)
-        k = model.warped_kernel(self.xw, self.xw, hp)
+        k = model.kernel(x, x, hp)
         k[np.diag_indices_from(k)] += hp.noise + _JITTER
         jitter = _JITTER
         while True:
@@ -358,7 +277,7 @@ class Posterior:
 
     def predict(self, xq: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Posterior mean and variance (of the latent function) at ``xq``."""
-        ks = self.model.warped_kernel(self.model.warp(xq, self.hp), self.xw, self.hp)
+        ks = self.model.kernel(xq, self.x, self.hp)
         mean = ks @ self.alpha
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
         var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)
@@ -366,8 +285,7 @@ class Posterior:
 
     def mean(self, xq: FloatArray) -> FloatArray:
         """Posterior mean only (no variance: O(n) per point instead of O(n^2))."""
-        ks = self.model.warped_kernel(self.model.warp(xq, self.hp), self.xw, self.hp)
-        return np.asarray(ks @ self.alpha)
+        return np.asarray(self.model.kernel(xq, self.x, self.hp) @ self.alpha)
 
     def predict_with_grad(
         self, xq: FloatArray
@@ -376,8 +294,7 @@ class Posterior:
 
         Gradients of categorical columns are zero (they are searched by enumeration).
         """
-        model, hp, x = self.model, self.hp, self.xw
-        xq_raw, xq = xq, model.warp(xq, hp)
+        model, hp, x = self.model, self.hp, self.x
         q = xq.shape[0]
         ks = np.zeros((q, x.shape[0]))
         parts = []
@@ -404,17 +321,11 @@ class Posterior:
             dmean[:, num] = (xg * aa[:, None] - a @ (self.alpha[:, None] * xtr)) * inv_l2
             wb = beta * a
             dvar[:, num] = -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
-        if model.warped.size:
-            # chain rule through the warp (elementwise, one column at a time)
-            jac = kumaraswamy(xq_raw[:, model.warped], hp.warp_a, hp.warp_b)[1]
-            dmean[:, model.warped] *= jac
-            dvar[:, model.warped] *= jac
         return mean, var, dmean, dvar
 
     def component_mean(self, xq: FloatArray, k: int) -> FloatArray:
         """Posterior mean of additive component ``k`` alone at ``xq``."""
-        xw = self.model.warp(xq, self.hp)
-        return np.asarray(self.model.component(xw, self.xw, self.hp, k) @ self.alpha)
+        return np.asarray(self.model.component(xq, self.x, self.hp, k) @ self.alpha)
 
     def with_fantasies(self, xp: FloatArray) -> Posterior:
         """Kriging believer: add pending points with their posterior mean as observed value.

@@ -150,10 +150,7 @@ class FullBudgetModel:
             ys = warp(every.y)
             x = space.features(every.x)
             gp = AdditiveGP(
-                [list(range(space.n_features))],
-                space.n_features,
-                space.categorical_mask,
-                input_warping=settings.input_warping == "kumaraswamy",
+                [list(range(space.n_features))], space.n_features, space.categorical_mask
             )
             fit_idx = subset(ys, settings.max_fit_points, seed + 2)
             cond_idx = subset(ys, settings.max_condition_points, seed + 3)

@@ -112,16 +112,6 @@ class GPSettings(CommonSettings):
             ("power", "none"),
         )
     )
-    input_warping: str = spec(
-        choice_setting(
-            "input_warping",
-            "none",
-            "Monotone transform of each numeric parameter before the GP: kumaraswamy (a "
-            "Kumaraswamy CDF per parameter fitted with the GP, as HEBO does, for objectives "
-            "whose sensitivity changes across a parameter's range) or none.",
-            ("kumaraswamy", "none"),
-        )
-    )
     incumbent: str = spec(
         choice_setting(
             "incumbent",
@@ -210,12 +200,7 @@ def fit_surrogate(ctx: Context, groups: Sequence[Sequence[int]]) -> Surrogate:
     warp = OutputWarp.fit(h.y_obs, power=s.output_warping == "power")
     ys = warp(h.y_obs)
     x = ctx.space.features(h.x_obs)
-    model = AdditiveGP(
-        groups,
-        ctx.space.n_features,
-        ctx.space.categorical_mask,
-        input_warping=s.input_warping == "kumaraswamy",
-    )
+    model = AdditiveGP(groups, ctx.space.n_features, ctx.space.categorical_mask)
     fit_idx = subset(ys, s.max_fit_points, ctx.seed)
     cond_idx = subset(ys, s.max_condition_points, ctx.seed + 1)
     try:
