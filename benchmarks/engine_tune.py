@@ -57,10 +57,18 @@ def compare(base_tag: str, new_tag: str, path: Path = OUT) -> str:
     for line in path.read_text().splitlines():
         record = json.loads(line)
         records[record["tag"]] = record
-    missing = [t for t in (base_tag, new_tag) if t not in records]
-    if missing:
-        raise SystemExit(f"no screen tagged {missing} in {path}")
-    base, new = records[base_tag]["res"], records[new_tag]["res"]
+
+    def results(tags: str) -> dict[str, list[float]]:
+        # "A + B": the seeds of screen A, then those of screen B (e.g. seeds 0-4 and 5-9)
+        merged: dict[str, list[float]] = {}
+        for tag in tags.split(" + "):
+            if tag not in records:
+                raise SystemExit(f"no screen tagged {tag!r} in {path}")
+            for name, values in records[tag]["res"].items():
+                merged.setdefault(name, []).extend(values)
+        return merged
+
+    base, new = results(base_tag), results(new_tag)
     common = [name for name in new if name in base]
     lines, logs, seeds_won, seeds, problems_won = [], [], 0, 0, 0
     for name in common:
@@ -88,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--algo", default="gp-bo")
     p.add_argument("--problems", nargs="+", default=list(problems.TUNE))
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST..FIRST+SEEDS-1 (to extend a screen)"
+    )
     p.add_argument("--budget", type=int, default=60)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = dict(kv.split("=", 1) for kv in ns.set)
     tasks = [
         (name, ns.algo, s, ns.budget, ns.batch, settings)
-        for s in range(ns.seeds)
+        for s in range(ns.first_seed, ns.first_seed + ns.seeds)
         for name in ns.problems
     ]
     with Pool(ns.jobs) as pool:
@@ -120,7 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     tag = ns.tag or f"{ns.algo} {settings}"
     for name, values in by_problem.items():
         print(f"{tag}  {name:20s} median {statistics.median(values):.4f}")
-    record: dict[str, Any] = {"tag": tag, "budget": ns.budget, "batch": ns.batch, "res": by_problem}
+    record: dict[str, Any] = {
+        "tag": tag,
+        "budget": ns.budget,
+        "batch": ns.batch,
+        "first_seed": ns.first_seed,
+        "res": by_problem,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("a") as fh:
         fh.write(json.dumps(record) + "\n")
