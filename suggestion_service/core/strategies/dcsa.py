@@ -89,10 +89,11 @@ def _surrogate(default: str) -> Setting:
     return choice_setting(
         "surrogate",
         default,
-        "The GP: additive (one component per subnetwork) or full (one over all parameters, as "
-        "gp-bo; captures interactions between subnetworks); dcsa-bo's default was chosen on "
-        "the tune problems (docs/benchmarks.md).",
-        ("additive", "full"),
+        "The GP: additive (one component per subnetwork), full (one over all parameters, as "
+        "gp-bo; captures interactions between subnetworks) or hybrid (both: a full component "
+        "plus one per subnetwork, the likelihood weighing them); dcsa-bo's default was chosen "
+        "on the tune problems (docs/benchmarks.md).",
+        ("additive", "full", "hybrid"),
     )
 
 
@@ -432,9 +433,11 @@ class _Grouped(ModelBased):
         partition_of(space, settings.subnetworks)
 
     def feature_groups(self, space: SearchSpace, settings: Any) -> list[list[int]]:
-        if settings.surrogate == "full":
-            return [list(range(space.n_features))]
-        return partition_of(space, settings.subnetworks).feature_groups()
+        every = list(range(space.n_features))
+        groups = partition_of(space, settings.subnetworks).feature_groups()
+        if settings.surrogate == "full" or len(groups) < 2:
+            return [every]
+        return [every, *groups] if settings.surrogate == "hybrid" else groups
 
     @staticmethod
     def partition(batch: Batch) -> Partition:
