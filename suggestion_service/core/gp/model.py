@@ -192,7 +192,7 @@ class AdditiveGP:
                 else:
                     # sum_ij b_ij (x_i - x_j)^2 = 2 (sum_i x_i^2 rows_i - x^T B x)
                     quad = 2.0 * (float((col * col) @ rows) - float(col @ (b @ col))) * inv_l2
-                grad[j] += -0.5 * s * quad  # a feature may sit in several components
+                grad[j] = -0.5 * s * quad
         grad[-1] = -0.5 * hp.noise * float(np.trace(w))
         mu, sd = self._prior()
         z = (theta - mu) / sd
@@ -318,9 +318,9 @@ class Posterior:
             inv_l2 = 1.0 / hp.lengthscales[num] ** 2
             xg, xtr = xq[:, num], x[:, num]
             aa = a @ self.alpha
-            dmean[:, num] += (xg * aa[:, None] - a @ (self.alpha[:, None] * xtr)) * inv_l2
+            dmean[:, num] = (xg * aa[:, None] - a @ (self.alpha[:, None] * xtr)) * inv_l2
             wb = beta * a
-            dvar[:, num] += -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
+            dvar[:, num] = -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
         return mean, var, dmean, dvar
 
     def component_mean(self, xq: FloatArray, k: int) -> FloatArray:

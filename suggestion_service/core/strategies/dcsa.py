@@ -89,11 +89,10 @@ def _surrogate(default: str) -> Setting:
     return choice_setting(
         "surrogate",
         default,
-        "The GP: additive (one component per subnetwork), full (one over all parameters, as "
-        "gp-bo; captures interactions between subnetworks) or hybrid (both: a full component "
-        "plus one per subnetwork, the likelihood weighing them); dcsa-bo's default was chosen "
-        "on the tune problems (docs/benchmarks.md).",
-        ("additive", "full", "hybrid"),
+        "The GP: additive (one component per subnetwork) or full (one over all parameters, as "
+        "gp-bo; captures interactions between subnetworks); dcsa-bo's default was chosen on "
+        "the tune problems (docs/benchmarks.md).",
+        ("additive", "full"),
     )
 
 
@@ -433,11 +432,9 @@ class _Grouped(ModelBased):
         partition_of(space, settings.subnetworks)
 
     def feature_groups(self, space: SearchSpace, settings: Any) -> list[list[int]]:
-        every = list(range(space.n_features))
-        groups = partition_of(space, settings.subnetworks).feature_groups()
-        if settings.surrogate == "full" or len(groups) < 2:
-            return [every]
-        return [every, *groups] if settings.surrogate == "hybrid" else groups
+        if settings.surrogate == "full":
+            return [list(range(space.n_features))]
+        return partition_of(space, settings.subnetworks).feature_groups()
 
     @staticmethod
     def partition(batch: Batch) -> Partition:
