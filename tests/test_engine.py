@@ -130,14 +130,15 @@ def test_optimizer_never_returns_an_excluded_point() -> None:
     assert space.to_strings(row) in ({"layers": "1", "opt": "adam"}, {"layers": "3", "opt": "adam"})
 
 
+@pytest.mark.parametrize("nu", [2.5, 1.5])
 @pytest.mark.parametrize("kind", ["ei", "pi", "ucb"])
-def test_acquisition_gradient_matches_finite_differences(kind: str) -> None:
+def test_acquisition_gradient_matches_finite_differences(kind: str, nu: float) -> None:
     rng = np.random.default_rng(3)
     x = rng.random((20, 3))
     x[:, 2] = rng.integers(0, 3, 20)
     y = np.sin(4 * x[:, 0]) + x[:, 1] + 0.5 * (x[:, 2] == 1)
     y = (y - y.mean()) / y.std()
-    model = AdditiveGP([[0, 1, 2]], 3, np.array([False, False, True]))
+    model = AdditiveGP([[0, 1, 2]], 3, np.array([False, False, True]), nu=nu)
     post = model.condition(x, y, model.fit(x, y))
     q = rng.random((5, 3))
     q[:, 2] = rng.integers(0, 3, 5)

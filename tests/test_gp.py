@@ -15,13 +15,14 @@ from suggestion_service.core.history import Goal
 from .helpers import best, run_loop, space_from
 
 
+@pytest.mark.parametrize("nu", [2.5, 1.5])
 @pytest.mark.parametrize("groups", [[[0, 1, 2, 3]], [[0, 1], [2], [3]]])
-def test_gradient_matches_finite_differences(groups: list[list[int]]) -> None:
+def test_gradient_matches_finite_differences(groups: list[list[int]], nu: float) -> None:
     rng = np.random.default_rng(0)
     x = rng.random((25, 4))
     y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2 - x[:, 3]
     y = (y - y.mean()) / y.std()
-    model = AdditiveGP(groups, 4)
+    model = AdditiveGP(groups, 4, nu=nu)
     theta = rng.normal(0, 0.5, 4 + len(groups) + 1)
     theta[-1] = math.log(1e-2)
     _, grad = model.neg_log_posterior(theta, x, y)
@@ -108,3 +109,21 @@ def test_every_acquisition_solves_a_1d_maximisation(kind: str) -> None:
         settings={"acquisition": kind, "n_initial_points": "4"},
     )
     assert best(trials, Goal.MAXIMIZE) > -1e-3
+
+
+def test_kernel_setting_resolves_by_whether_asha_is_on() -> None:
+    from suggestion_service.core.errors import InvalidSettingError
+    from suggestion_service.core.registry import get_strategy
+    from suggestion_service.core.strategies.model_based import kernel_nu
+
+    for algorithm in ("gp-bo", "dcsa-bo"):
+        table = get_strategy(algorithm).settings
+        assert kernel_nu(table.typed({}, algorithm=algorithm)) == 1.5
+        asha = table.typed({"resource_name": "epochs"}, algorithm=algorithm)
+        assert kernel_nu(asha) == 2.5  # chosen on the multi-fidelity tune set
+        for kernel, nu in (("matern32", 1.5), ("matern52", 2.5)):
+            for raw in ({"kernel": kernel}, {"kernel": kernel, "resource_name": "epochs"}):
+                assert kernel_nu(table.typed(raw, algorithm=algorithm)) == nu
+        with pytest.raises(InvalidSettingError) as info:
+            table.typed({"kernel": "rbf"}, algorithm=algorithm)
+        assert "kernel" in str(info.value) and "matern32" in str(info.value)

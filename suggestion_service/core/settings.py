@@ -138,7 +138,7 @@ def float_setting(
     )
 
 
-def choice_setting(name: str, default: str, doc: str, choices: Sequence[str]) -> Setting:
+def choice_setting(name: str, default: str | None, doc: str, choices: Sequence[str]) -> Setting:
     return Setting(
         name=name,
         type_name="str",

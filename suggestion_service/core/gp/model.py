@@ -1,6 +1,6 @@
-"""An additive-by-group Gaussian process with Matern-5/2 ARD components.
+"""An additive-by-group Gaussian process with Matern ARD components (5/2 or 3/2).
 
-k(x, x') = sum_g s_g * Matern52(r_g(x, x')) + noise * I,
+k(x, x') = sum_g s_g * Matern_nu(r_g(x, x')) + noise * I,
 r_g^2 = sum_{j in g, numeric} ((x_j - x'_j) / l_j)^2
       + sum_{j in g, categorical} [x_j != x'_j] / l_j^2
 
@@ -44,9 +44,19 @@ _LOG_LS_PRIOR_MEDIAN = -0.5
 _TWO_RUNS_UP_TO = 64
 
 
-def _matern52(r: FloatArray) -> FloatArray:
-    sr = _SQRT5 * r
-    return np.asarray((1.0 + sr + sr * sr / 3.0) * np.exp(-sr))
+_SQRT3 = math.sqrt(3.0)
+#: Matern smoothness parameters the model offers.
+NUS = (1.5, 2.5)
+
+
+def _matern(r: FloatArray, nu: float) -> tuple[FloatArray, FloatArray]:
+    """The Matern correlation m(r) (nu 3/2 or 5/2) and a(r) = -m'(r) / r, in which the
+    derivatives with respect to log length-scales and inputs are written."""
+    if nu == 1.5:
+        e = np.exp(-_SQRT3 * r)
+        return (1.0 + _SQRT3 * r) * e, 3.0 * e
+    e = np.exp(-_SQRT5 * r)
+    return (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e, 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e
 
 
 def _sq_dist(a: FloatArray, b: FloatArray, cat: NDArray[np.bool_], ls: FloatArray) -> FloatArray:
@@ -80,6 +90,7 @@ class AdditiveGP:
         groups: one index array of feature columns per additive component.
         n_features: total number of feature columns.
         categorical: which feature columns hold category indices (default: none).
+        nu: the Matern smoothness, 2.5 (twice differentiable) or 1.5 (once).
     """
 
     def __init__(
@@ -87,7 +98,12 @@ class AdditiveGP:
         groups: Sequence[Sequence[int]],
         n_features: int,
         categorical: NDArray[np.bool_] | None = None,
+        *,
+        nu: float = 2.5,
     ) -> None:
+        if nu not in NUS:
+            raise ValueError(f"nu must be one of {NUS}, got {nu}")
+        self.nu = nu
         self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
         self.n_features = n_features
         if any(len(g) == 0 for g in self.groups):
@@ -100,7 +116,7 @@ class AdditiveGP:
     def component(self, a: FloatArray, b: FloatArray, hp: Hyperparameters, k: int) -> FloatArray:
         g = self.groups[k]
         r = np.sqrt(_sq_dist(a[:, g], b[:, g], self.categorical[g], hp.lengthscales[g]))
-        return np.asarray(hp.scales[k] * _matern52(r))
+        return np.asarray(hp.scales[k] * _matern(r, self.nu)[0])
 
     def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
         out = np.zeros((a.shape[0], b.shape[0]))
@@ -156,9 +172,7 @@ class AdditiveGP:
         for gi, g in enumerate(self.groups):
             ls, cat = hp.lengthscales[g], self.categorical[g]
             r = np.sqrt(_sq_dist(x[:, g], x[:, g], cat, ls))
-            e = np.exp(-_SQRT5 * r)
-            m = (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
-            a = 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e  # -(dk/dr)/r, so dk/dlog(l_j) = a * d_j^2
+            m, a = _matern(r, self.nu)  # dk/dlog(l_j) = s * a * d_j^2 / l_j^2
             k += hp.scales[gi] * m
             pieces.append((m, a))
         k[np.diag_indices(n)] += hp.noise + _JITTER
@@ -301,10 +315,10 @@ class Posterior:
         for k, g in enumerate(model.groups):
             ls, cat = hp.lengthscales[g], model.categorical[g]
             r = np.sqrt(_sq_dist(xq[:, g], x[:, g], cat, ls))
-            e = np.exp(-_SQRT5 * r)
-            ks += hp.scales[k] * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
-            # dk/dx_j = -s (5/3)(1 + sqrt5 r) e^{-sqrt5 r} (x_j - X_j) / l_j^2
-            parts.append((g, -hp.scales[k] * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e))
+            m, a = _matern(r, model.nu)
+            ks += hp.scales[k] * m
+            # dk/dx_j = -s a(r) (x_j - X_j) / l_j^2
+            parts.append((g, -hp.scales[k] * a))
         mean = ks @ self.alpha
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
         var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)

@@ -25,7 +25,7 @@ experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots. With
 subnetwork there is nothing to divide or adapt over, and all three run exactly as gp-bo with
 their surrogate.
 
-The surrogate is additive by group (one Matern-5/2 ARD component per subnetwork, each with its
+The surrogate is additive by group (one Matern ARD component per subnetwork, each with its
 own output scale) or, with ``surrogate: full``, the plain GP of gp-bo; the policies only read its
 posterior mean, so they work with either.
 

@@ -46,7 +46,7 @@ from ..gp.model import AdditiveGP, Posterior
 from ..gp.transform import OutputWarp
 from ..space import Distribution, FloatArray, SearchSpace
 from ..strategy import Context, Proposal, Proposals, Strategy
-from .model_based import GPSettings, subset
+from .model_based import GPSettings, kernel_nu, subset
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,9 @@ def training_set(state: RungState, model: FullBudgetModel | None) -> TrainingSet
 class FullBudgetModel:
     """A GP over the configuration and the log budget, read at the full budget.
 
-    One Matern-5/2 ARD component over the configuration's features and the budget on a log
-    scale, fitted on every completed trial (at most ``max_fit_points`` for its hyperparameters
-    and ``max_condition_points`` for its posterior, as gp-bo's own model).
+    One Matern ARD component (the ``kernel`` setting) over the configuration's features and the
+    budget on a log scale, fitted on every completed trial (at most ``max_fit_points`` for its
+    hyperparameters and ``max_condition_points`` for its posterior, as gp-bo's own model).
     """
 
     ladder: Ladder
@@ -150,7 +150,10 @@ class FullBudgetModel:
             ys = warp(every.y)
             x = space.features(every.x)
             gp = AdditiveGP(
-                [list(range(space.n_features))], space.n_features, space.categorical_mask
+                [list(range(space.n_features))],
+                space.n_features,
+                space.categorical_mask,
+                nu=kernel_nu(settings),
             )
             fit_idx = subset(ys, settings.max_fit_points, seed + 2)
             cond_idx = subset(ys, settings.max_condition_points, seed + 3)

@@ -112,6 +112,17 @@ class GPSettings(CommonSettings):
             ("power", "none"),
         )
     )
+    kernel: str | None = spec(
+        choice_setting(
+            "kernel",
+            None,
+            "The GP's kernel: matern32 (Matern 3/2, once differentiable, as HEBO's GP) or "
+            "matern52 (Matern 5/2, twice: smoother). Unset means matern32, or matern52 with "
+            "resource_name (learning curves are smooth in the budget); each default was chosen "
+            "on its tune problems (docs/benchmarks.md).",
+            ("matern52", "matern32"),
+        )
+    )
     incumbent: str = spec(
         choice_setting(
             "incumbent",
@@ -164,6 +175,14 @@ class GPSettings(CommonSettings):
     )
 
 
+def kernel_nu(settings: GPSettings) -> float:
+    """The Matern smoothness of the ``kernel`` setting (unset: 3/2, or 5/2 with ASHA)."""
+    kernel = settings.kernel
+    if kernel is None:
+        kernel = "matern32" if settings.resource_name is None else "matern52"
+    return 1.5 if kernel == "matern32" else 2.5
+
+
 def initial_design_size(space: SearchSpace, settings: GPSettings) -> int:
     """``n_initial_points``, or the derived size when unset."""
     if settings.n_initial_points is not None:
@@ -200,7 +219,7 @@ def fit_surrogate(ctx: Context, groups: Sequence[Sequence[int]]) -> Surrogate:
     warp = OutputWarp.fit(h.y_obs, power=s.output_warping == "power")
     ys = warp(h.y_obs)
     x = ctx.space.features(h.x_obs)
-    model = AdditiveGP(groups, ctx.space.n_features, ctx.space.categorical_mask)
+    model = AdditiveGP(groups, ctx.space.n_features, ctx.space.categorical_mask, nu=kernel_nu(s))
     fit_idx = subset(ys, s.max_fit_points, ctx.seed)
     cond_idx = subset(ys, s.max_condition_points, ctx.seed + 1)
     try:
@@ -437,6 +456,7 @@ __all__ = [
     "fit_surrogate",
     "full_space_bo",
     "initial_design_size",
+    "kernel_nu",
     "maximise_acquisition",
     "subset",
 ]
