@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -103,7 +104,8 @@ CURVE_SPACE = space_from(
     ]
 )
 CURVE_LADDER = make_ladder(CURVE_SPACE, "epochs", 3)
-GP_SETTINGS = get_strategy("gp-bo").parse_settings({})
+#: gp-bo's settings with ASHA on, as the budget model always sees them
+GP_SETTINGS = get_strategy("gp-bo").parse_settings({"resource_name": "epochs"})
 
 
 def _curve(x: float, b: float) -> float:
@@ -132,6 +134,10 @@ STATE = _curve_state(
 def test_budget_model_values_each_configuration_once_at_the_full_budget() -> None:
     model = FullBudgetModel.fit(STATE, GP_SETTINGS, seed=0)
     assert model is not None
+    assert model.posterior.model.nu == 2.5  # the kernel ASHA keeps unless told otherwise
+    told = dataclasses.replace(GP_SETTINGS, kernel="matern32")
+    other = FullBudgetModel.fit(STATE, told, seed=0)
+    assert other is not None and other.posterior.model.nu == 1.5
     data = model.training_set(STATE)
     xs = data.x[:, 0].tolist()
     assert len(xs) == len(set(xs)) == len(STATE.highest)  # one row per configuration
@@ -179,3 +185,19 @@ def test_bad_asha_model_names_the_field_and_the_choices() -> None:
         call("gp-bo", SPACE, [], 1, settings={**ASHA, "asha_model": "bohb"})
     assert err.value.field == "spec.algorithm.algorithmSettings[asha_model]"
     assert "bohb" in err.value.message and "budget" in err.value.message
+
+
+def test_asha_runs_keep_matern_52_unless_the_kernel_is_set() -> None:
+    # the multi-fidelity tune set chose Matern 5/2 for ASHA's models; unset must mean that
+    runs = {
+        kernel: [
+            t.assignments
+            for t in run_loop("gp-bo", SPACE, _f, budget=30, seed=2, settings={**ASHA, **extra})
+        ]
+        for kernel, extra in (
+            ("unset", {}),
+            ("52", {"kernel": "matern52"}),
+            ("32", {"kernel": "matern32"}),
+        )
+    }
+    assert runs["unset"] == runs["52"] != runs["32"]

@@ -127,3 +127,21 @@ def test_kernel_setting_resolves_by_whether_asha_is_on() -> None:
         with pytest.raises(InvalidSettingError) as info:
             table.typed({"kernel": "rbf"}, algorithm=algorithm)
         assert "kernel" in str(info.value) and "matern32" in str(info.value)
+
+
+def test_the_kernel_setting_reaches_the_fitted_model() -> None:
+    # resolving the setting is not enough: a run with it unset must be the Matern-3/2 run
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(2)])
+
+    def f(v: dict[str, str]) -> float:
+        return abs(float(v["x0"]) - 0.3) + (float(v["x1"]) - 0.7) ** 2
+
+    runs = {
+        kernel: [t.assignments for t in run_loop("gp-bo", space, f, budget=12, settings=extra)]
+        for kernel, extra in (
+            ("unset", {}),
+            ("32", {"kernel": "matern32"}),
+            ("52", {"kernel": "matern52"}),
+        )
+    }
+    assert runs["unset"] == runs["32"] != runs["52"]
