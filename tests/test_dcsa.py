@@ -291,6 +291,25 @@ def test_one_group_runs_exactly_as_gp_bo_whatever_the_mix(mix: str) -> None:
     assert [t.assignments for t in grouped] == [t.assignments for t in plain]
 
 
+@pytest.mark.parametrize("algorithm", ["gp-bo", "dcsa-bo"])
+def test_random_state_fixes_a_run_whatever_the_experiment_is_called(algorithm: str) -> None:
+    # trial names carry the experiment's name; they must not reach the random streams, or the
+    # same algorithm with the same random_state runs differently under another name
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(3)])
+
+    def f(v: Mapping[str, str]) -> float:
+        return sum(abs(float(x) - 0.3) for x in v.values())
+
+    runs = [
+        run_loop(algorithm, space, f, budget=14, batch=2, seed=3, experiment=name)
+        for name in ("exp", "another-name")
+    ]
+    assert [t.assignments for t in runs[0]] == [t.assignments for t in runs[1]]
+    assert {t.name.split("-")[0] for t in runs[1]} == {"another"}
+    other_seed = run_loop(algorithm, space, f, budget=14, batch=2, seed=4)
+    assert [t.assignments for t in other_seed] != [t.assignments for t in runs[0]]
+
+
 @pytest.mark.parametrize("algorithm", ["dc-bo", "sa-bo", "dcsa-bo"])
 def test_grouped_strategies_keep_the_contract_on_a_partitioned_mixed_space(algorithm: str) -> None:
     trials = random_trials(GROUPED, 16, seed=9, f=lambda v: float(v["lr"]))

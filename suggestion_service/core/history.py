@@ -130,20 +130,21 @@ def build_history(
     known: set[tuple[str, ...]] = set()
     counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
     issues: list[HistoryIssue] = []
-    digest = hashlib.sha256()
+    entries: list[str] = []
     parsed: list[FloatArray] = []  # every trial's row that fits the space: keys made at once
 
     for trial in sorted(trials, key=lambda t: t.name):
         counts[trial.state] += 1
-        digest.update(
+        # content only, not names: names carry the experiment's, and with random_state set an
+        # experiment must run the same whatever it is called
+        entries.append(
             json.dumps(
                 [
-                    trial.name,
                     sorted(trial.assignments.items()),
                     trial.state.value,
                     trial.metrics.get(objective.metric),
                 ]
-            ).encode()
+            )
         )
         try:
             row = space.parse_assignment(trial.assignments, where=f"trials[{trial.name}]")
@@ -190,6 +191,9 @@ def build_history(
         obs_names.append("")
         n_warm += 1
 
+    digest = hashlib.sha256()
+    for entry in sorted(entries):
+        digest.update(entry.encode())
     p = len(space)
 
     def stack(rows: list[FloatArray]) -> FloatArray:
