@@ -26,12 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..gp.acquisition import ACQUISITIONS, Mace, acquisition, acquisition_grad, mace_beta
+from ..gp.acquisition import ACQUISITIONS, acquisition, acquisition_grad
 from ..gp.model import AdditiveGP, IntArray, Posterior
 from ..gp.optimize import Objective as AcqObjective
 from ..gp.optimize import maximize
 from ..gp.transform import OutputWarp
-from ..sampling import quasi_random_fill, sobol_latent
+from ..sampling import quasi_random_fill
 from ..settings import (
     at_least,
     choice_setting,
@@ -71,11 +71,9 @@ class GPSettings(CommonSettings):
         choice_setting(
             "acquisition",
             "ei",
-            "Acquisition: ei (log expected improvement), pi (log probability of improvement), "
-            "ucb (lower confidence bound on the minimised objective) or mace (HEBO's ensemble: "
-            "a random Pareto-optimal trade-off of the three, UCB's weight growing with the "
-            "trials).",
-            (*ACQUISITIONS, "mace"),
+            "Acquisition: ei (log expected improvement), pi (log probability of improvement) "
+            "or ucb (lower confidence bound on the minimised objective).",
+            ACQUISITIONS,
         )
     )
     xi: float = spec(
@@ -311,39 +309,16 @@ def maximise_acquisition(
         # the incumbent is the incumbent, else the next slot crowds next to it
         best = min(best, float(post.mean(pending).min()))
 
-    seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{batch.size}".encode())
+    def value(feats: FloatArray) -> FloatArray:
+        m, v = post.predict(feats)
+        return acquisition(kind, m, v, best, xi=xi, beta=beta)
+
+    def value_grad(feats: FloatArray) -> tuple[FloatArray, FloatArray]:
+        m, v, dm, dv = post.predict_with_grad(feats)
+        a, da_dm, da_dv = acquisition_grad(kind, m, v, best, xi=xi, beta=beta)
+        return a, da_dm[:, None] * dm + da_dv[:, None] * dv
+
     h = ctx.history
-    if kind == "mace":
-        beta = mace_beta(len(full), h.n_obs)
-        ref = np.vstack(
-            [
-                full.features(full.from_latent(sobol_latent(len(full), 256, seed))),
-                full.features(h.x_obs),
-            ]
-        )
-        mace = Mace.calibrate(
-            *post.predict(ref), best, np.random.default_rng(seed), xi=xi, beta=beta
-        )
-
-        def value(feats: FloatArray) -> FloatArray:
-            return mace.value(*post.predict(feats), best)
-
-        def value_grad(feats: FloatArray) -> tuple[FloatArray, FloatArray]:
-            m, v, dm, dv = post.predict_with_grad(feats)
-            a, da_dm, da_dv = mace.value_grad(m, v, best)
-            return a, da_dm[:, None] * dm + da_dv[:, None] * dv
-
-    else:
-
-        def value(feats: FloatArray) -> FloatArray:
-            m, v = post.predict(feats)
-            return acquisition(kind, m, v, best, xi=xi, beta=beta)
-
-        def value_grad(feats: FloatArray) -> tuple[FloatArray, FloatArray]:
-            m, v, dm, dv = post.predict_with_grad(feats)
-            a, da_dm, da_dv = acquisition_grad(kind, m, v, best, xi=xi, beta=beta)
-            return a, da_dm[:, None] * dm + da_dv[:, None] * dv
-
     starts = h.x_obs[np.argsort(h.y_obs, kind="stable")[:5]]
     embed: Callable[[FloatArray], FloatArray] | None = None
     if columns is None:
@@ -364,6 +339,7 @@ def maximise_acquisition(
         whole = row if embed is None else embed(row[None, :])[0]
         return full.key(whole) in batch.taken
 
+    seed = zlib.crc32(f"{ctx.seed}:{ctx.sequence_start}:{batch.size}".encode())
     row, _ = maximize(
         search,
         AcqObjective(features, value, value_grad, cols),
