@@ -343,7 +343,10 @@ def maximise_acquisition(
     row, _ = maximize(
         search,
         AcqObjective(features, value, value_grad, cols),
-        rng=ctx.rng,
+        # its own stream per slot, not ctx.rng: what a strategy draws before (DC's children,
+        # SA's moves) must not change how the optimizer searches, so dcsa-bo differs from
+        # gp-bo by its extra candidates alone
+        rng=np.random.default_rng([seed, ctx.history.digest]),
         seed=seed,
         starts=starts,
         excluded=excluded,
