@@ -311,8 +311,11 @@ def test_one_group_runs_exactly_as_gp_bo_whatever_the_mix(mix: str) -> None:
 @pytest.mark.parametrize("algorithm", ["gp-bo", "dcsa-bo"])
 def test_random_state_fixes_a_run_whatever_the_experiment_is_called(algorithm: str) -> None:
     # trial names carry the experiment's name; they must not reach the random streams, or the
-    # same algorithm with the same random_state runs differently under another name
-    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(3)])
+    # same algorithm with the same random_state runs differently under another name (two
+    # subnetworks, so that dcsa-bo draws DC's children and SA's moves)
+    space = space_from(
+        [(f"{g}__x{i}", "double", "0", "1", "", (), "uniform") for g in "ab" for i in range(2)]
+    )
 
     def f(v: Mapping[str, str]) -> float:
         return sum(abs(float(x) - 0.3) for x in v.values())
