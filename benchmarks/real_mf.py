@@ -300,9 +300,21 @@ def annotate(rec: dict[str, Any], state_dir: Path | None) -> dict[str, Any]:
 def execute(run: MFRun, base: Mapping[str, Any], tmp: Path) -> dict[str, Any]:
     ckpt = tmp / f"{run.name}-checkpoints" if run.arm == ASHA else None
     doc = make_experiment(base, run, ckpt)
-    rec = {**run.key(), **rt.execute_doc(doc, rt.REPO, tmp)}
+    load1 = os.getloadavg()[0]
+    rec = {**run.key(), "load1_at_start": round(load1, 2), **rt.execute_doc(doc, rt.REPO, tmp)}
     rec["epoch_rungs"] = rungs(run.min_epochs, run.max_epochs, run.eta) if run.arm != FULL else []
     return annotate(rec, tmp / run.name)
+
+
+def load_note(runs: Sequence[Mapping[str, Any]]) -> str:
+    """What the machine's load was while the runs started (wall times depend on it)."""
+    loads = [float(r["load1_at_start"]) for r in runs if "load1_at_start" in r]
+    if not loads:
+        return "the load while these runs ran was not recorded (wall times are noisy)."
+    return (
+        f"1-minute load average at the runs' starts {min(loads):.1f}-{max(loads):.1f} "
+        "(wall times depend on it)."
+    )
 
 
 # ---- curves and the ratio -----------------------------------------------------------------------
@@ -530,8 +542,8 @@ def write_table(
         command,
         "```",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared with another "
-        "long benchmark while this ran (wall times are noisy). Wall time of the benchmark "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; {load_note(runs)} "
+        "Wall time of the benchmark "
         f"(sum over its {len(runs)} runs, one after another): {total_wall / 60:.1f} min.",
         "",
         f"Budget = epochs trained. ASHA arms: epochs {first.get('min_epochs')}.."

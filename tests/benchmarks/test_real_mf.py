@@ -316,6 +316,9 @@ def test_tiny_end_to_end_run(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert mf.total_cost(asha) == sum(t["cost"] for t in trials) < sum(t["epochs"] for t in trials)
     table = (out / "table.md").read_text()
     assert "dcsa-bo-asha" in table and "python -m benchmarks.real_mf --tasks digits" in table
+    # the table states the load it measured, not an assumed one
+    assert all(r["load1_at_start"] >= 0 for r in runs)
+    assert "1-minute load average at the runs' starts" in table
     # --resume runs nothing again and rewrites the same report
     capsys.readouterr()
     assert mf.main([*args, "--resume"]) == 0
@@ -334,3 +337,9 @@ def test_reuse_twins_compares_the_two_asha_arms(tmp_path: Path) -> None:
     twins = mf.reuse_twins([a, b])
     # (lr 0, 1 epoch) and (lr 0, 3 epochs) in both; only the first has the same value
     assert twins == {"pairs": 1, "common": 2, "equal": 1, "shared": [1]}
+
+
+def test_load_note_reports_what_was_recorded() -> None:
+    assert "not recorded" in mf.load_note([{"seed": 0}])
+    note = mf.load_note([{"load1_at_start": 0.5}, {"load1_at_start": 2.25}])
+    assert "0.5-2.2" in note and "not recorded" not in note
