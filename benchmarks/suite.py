@@ -134,9 +134,9 @@ PRESETS = {
         arms=(*OUR_ARMS, *FAST_PEERS, "hebo"),
         seeds=10,
         budgets=(60,),
-        slow_seeds=5,
+        slow_seeds=10,
         doc="the check set at batch 1, our arms and the fast peers, 10 seeds, 60 trials; "
-        "HEBO 5 seeds, from its stored runs (missing ones run last)",
+        "HEBO 10 seeds, from its stored runs (missing ones run last)",
     ),
     "full": Preset(
         blocks=(Block(problems=CHECK, batches=(1, 4)),),
