@@ -30,11 +30,13 @@ Problems come in sibling pairs of the same kind (weights, interaction, noise, ty
 groups) built from different functions; the first of each pair is in ``TUNE``, the second in
 ``CHECK`` (docs/benchmarks.md). The five problems of the old synthetic suite
 (``benchmarks/synthetic.py``: ``equal``, ``unequal``, ``interaction-*``) are in ``TUNE``, since
-defaults were chosen on them.
+defaults were chosen on them. So are the ``bb-*`` problems (``BBOB``), built from COCO's BBOB
+functions (``bbob1``-``bbob24``, via the ``ioh`` package): tune only, without check siblings.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -104,6 +106,34 @@ def rastrigin(x: np.ndarray) -> np.ndarray:
     return 10 * x.shape[1] + (x**2 - 10 * np.cos(2 * math.pi * x)).sum(1)
 
 
+#: The BBOB instance every ``bbob<fid>`` function uses (its rotation, shift and optimum value).
+BBOB_INSTANCE = 1
+
+
+@functools.cache
+def _bbob_problem(fid: int, dim: int) -> Any:
+    # The 24 noiseless BBOB functions of COCO (Hansen et al. 2009) as IOHprofiler implements
+    # them: rotated, shifted, ill-conditioned and deceptive variants that no hand-written
+    # function here covers. Imported on first use: only the benchmarks need ``ioh``.
+    import ioh
+
+    return ioh.get_problem(
+        fid, instance=BBOB_INSTANCE, dimension=dim, problem_class=ioh.ProblemClass.BBOB
+    )
+
+
+def _bbob(fid: int) -> Callable[[np.ndarray], np.ndarray]:
+    def fn(x: np.ndarray) -> np.ndarray:
+        out = _bbob_problem(fid, x.shape[1])(np.asarray(x, dtype=float).tolist())
+        return np.asarray(out, dtype=float).reshape(x.shape[0])
+
+    return fn
+
+
+def _bbob_minimum(fid: int) -> Callable[[int], float]:
+    return lambda d: float(_bbob_problem(fid, d).optimum.y)
+
+
 @dataclass(frozen=True)
 class Function:
     """A test function, its default domain (per coordinate) and its minimum by dimension."""
@@ -132,6 +162,8 @@ FUNCTIONS: dict[str, Function] = {
         michalewicz, 0.0, math.pi, {2: -1.8013, 5: -4.687658}.__getitem__, (2, 5)
     ),
     "rastrigin": Function(rastrigin, -3.5, 6.0, _fixed(0.0)),
+    # BBOB f1-f24 on their domain [-5, 5]^d (optimum inside [-4, 4]^d, off the centre)
+    **{f"bbob{fid}": Function(_bbob(fid), -5.0, 5.0, _bbob_minimum(fid)) for fid in range(1, 25)},
 }
 
 
@@ -862,19 +894,112 @@ SINGLE_PAIRS: tuple[tuple[Problem, Problem], ...] = (
     ),
 )
 
+#: Tune problems built from BBOB functions (COCO's f1-f24, instance ``BBOB_INSTANCE``), one or two
+#: per BBOB family: rotated, ill-conditioned, deceptive and weakly structured components that the
+#: hand-written functions above lack. Tune only: defaults may be chosen on them; they have no
+#: check siblings and the check set is unchanged.
+BBOB_TUNE: tuple[Problem, ...] = (
+    Composite(
+        "bb-sep",
+        (Comp("ras", "bbob3", 3), Comp("buche", "bbob4", 3), Comp("ell", "bbob2", 4)),
+        kind="BBOB separable (f3, f4, f2), equal weights, doubles",
+    ),
+    Composite(
+        "bb-cond",
+        (
+            Comp("ell", "bbob10", 4, 1.0),
+            Comp("disc", "bbob11", 3, 0.5),
+            Comp("ridge", "bbob13", 3, 0.3),
+            Comp("pow", "bbob14", 2, 0.2),
+        ),
+        kind="BBOB ill-conditioned, rotated (f10, f11, f13, f14), weights 1 to .2",
+    ),
+    Composite(
+        "bb-struct",
+        (Comp("ras", "bbob15", 4), Comp("schaf", "bbob17", 3), Comp("grie", "bbob19", 4)),
+        kind="BBOB multimodal with global structure (f15, f17, f19), equal weights",
+    ),
+    Composite(
+        "bb-weak",
+        (
+            Comp("schw", "bbob20", 3, 1.0),
+            Comp("gal101", "bbob21", 4, 0.6),
+            Comp("gal21", "bbob22", 3, 0.4),
+            Comp("lun", "bbob24", 2, 0.2),
+        ),
+        kind="BBOB multimodal, weak global structure (f20, f21, f22, f24), weights 1 to .2",
+    ),
+    Composite(
+        "bb-ix",
+        (Comp("ros", "bbob8", 3), Comp("rosr", "bbob9", 3), Comp("cig", "bbob12", 3)),
+        (
+            Interaction("product", "ros", "cig", 0.3),
+            Interaction("diff", "rosr__x0", "cig__x1", 0.5),
+        ),
+        kind="BBOB Rosenbrock, rotated Rosenbrock, bent cigar (f8, f9, f12), interactions",
+    ),
+    Composite(
+        "bb-mixed",
+        (
+            Comp("weier", "bbob16", 3, 1.0, (N(1, 64), L(1e-4, 1e-1), Q(16, 32, 64, 128, 256))),
+            Comp(
+                "schaf",
+                "bbob18",
+                3,
+                0.5,
+                (D(0, 1), L(1e-3, 1.0), N(0, 10)),
+                ACT,
+                (0.0, 0.2, 0.4, 0.1),
+                "act",
+            ),
+            Comp(
+                "sector",
+                "bbob6",
+                4,
+                0.3,
+                (D(0, 0.5), N(8, 256, 8), L(1e-5, 1e-2), Q(0.0, 0.1, 0.2, 0.3, 0.5)),
+                OPTIM,
+                (0.3, 0.0, 0.15),
+                "optim",
+            ),
+        ),
+        noise=0.02,
+        kind="BBOB mixed types, categorical variants (f16, f18, f6), noise .02",
+    ),
+    Composite(
+        "bb-six",
+        (
+            Comp("sector", "bbob6", 3, 1.0),
+            Comp("step", "bbob7", 3, 0.8),
+            Comp("cig", "bbob12", 3, 0.6),
+            Comp("ras", "bbob15", 3, 0.4),
+            Comp("gal", "bbob21", 4, 0.3),
+            Comp("kat", "bbob23", 2, 0.2),
+        ),
+        kind="BBOB, 6 groups, 18 parameters (f6, f7, f12, f15, f21, f23), weights 1 to .2",
+    ),
+    Composite(
+        "bb-single-schaf",
+        (Comp("", "bbob17", 8),),
+        kind="single group, BBOB Schaffer F7 (f17) 8-D, rotated",
+    ),
+)
+
 LEGACY: tuple[Problem, ...] = tuple(
     Legacy(name, base, "old synthetic suite (benchmarks/synthetic.py)")
     for name, base in synthetic.PROBLEMS.items()
 )
 
-TUNE: tuple[str, ...] = tuple(p.name for p in LEGACY) + tuple(
-    t.name for t, _ in PAIRS + SINGLE_PAIRS
+BBOB: tuple[str, ...] = tuple(p.name for p in BBOB_TUNE)
+TUNE: tuple[str, ...] = (
+    tuple(p.name for p in LEGACY) + tuple(t.name for t, _ in PAIRS + SINGLE_PAIRS) + BBOB
 )
 CHECK: tuple[str, ...] = tuple(c.name for _, c in PAIRS + SINGLE_PAIRS)
-SETS: dict[str, tuple[str, ...]] = {"tune": TUNE, "check": CHECK}
+#: ``tune-bbob``: the BBOB part of the tune set alone (for screens on it).
+SETS: dict[str, tuple[str, ...]] = {"tune": TUNE, "tune-bbob": BBOB, "check": CHECK}
 
 PROBLEMS: dict[str, Problem] = {
-    p.name: p for p in (*LEGACY, *(p for pair in PAIRS + SINGLE_PAIRS for p in pair))
+    p.name: p for p in (*LEGACY, *(p for pair in PAIRS + SINGLE_PAIRS for p in pair), *BBOB_TUNE)
 }
 
 
@@ -910,6 +1035,7 @@ def describe() -> list[dict[str, Any]]:
 
 
 __all__: Sequence[str] = (
+    "BBOB",
     "CHECK",
     "PROBLEMS",
     "SETS",

@@ -70,3 +70,26 @@ def test_categorical_variant_matters() -> None:
     a = ps.random_assignment(prob, rng)
     scores = {c: prob.value({**a, "act": c}) for c in ("relu", "gelu", "tanh", "elu")}
     assert len(set(scores.values())) == 4
+
+
+@pytest.mark.parametrize("fid", [2, 10, 15, 21])
+def test_bbob_component_is_zero_at_the_bbob_optimum(fid: int) -> None:
+    # ioh's optimum of the instance, mapped onto [0, 1] coordinates of the component's domain
+    ioh = pytest.importorskip("ioh", reason="ioh is in the dev extra")
+    f = ioh.get_problem(
+        fid, instance=ps.BBOB_INSTANCE, dimension=4, problem_class=ioh.ProblemClass.BBOB
+    )
+    prob = ps.Composite("bbob-at-optimum", (ps.Comp("", f"bbob{fid}", 4),))
+    at = {f"x{i}": repr(float((x + 5.0) / 10.0)) for i, x in enumerate(f.optimum.x)}
+    assert prob.value(at) == pytest.approx(0.0, abs=1e-9)
+    rng = np.random.default_rng(3)
+    assert prob.value(ps.random_assignment(prob, rng)) > 0.01
+
+
+def test_bbob_problems_are_tune_only() -> None:
+    assert ps.BBOB and set(ps.BBOB) <= set(ps.TUNE)
+    assert ps.SETS["tune-bbob"] == ps.BBOB
+    for name in ps.CHECK:
+        prob = ps.PROBLEMS[name]
+        assert isinstance(prob, ps.Composite)
+        assert not any(c.fn.startswith("bbob") for c in prob.comps)
