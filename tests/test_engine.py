@@ -10,7 +10,7 @@ import pytest
 
 from suggestion_service.core.gp import model as gp_model
 from suggestion_service.core.gp.acquisition import acquisition, acquisition_grad
-from suggestion_service.core.gp.model import AdditiveGP
+from suggestion_service.core.gp.model import AdditiveGP, CentredBowl
 from suggestion_service.core.gp.optimize import Objective, maximize
 from suggestion_service.core.gp.transform import OutputWarp
 from suggestion_service.core.space import FloatArray
@@ -130,16 +130,20 @@ def test_optimizer_never_returns_an_excluded_point() -> None:
     assert space.to_strings(row) in ({"layers": "1", "opt": "adam"}, {"layers": "3", "opt": "adam"})
 
 
+@pytest.mark.parametrize("bowl", [0.0, 0.5])
 @pytest.mark.parametrize("nu", [2.5, 1.5])
 @pytest.mark.parametrize("kind", ["ei", "pi", "ucb"])
-def test_acquisition_gradient_matches_finite_differences(kind: str, nu: float) -> None:
+def test_acquisition_gradient_matches_finite_differences(kind: str, nu: float, bowl: float) -> None:
     rng = np.random.default_rng(3)
     x = rng.random((20, 3))
     x[:, 2] = rng.integers(0, 3, 20)
     y = np.sin(4 * x[:, 0]) + x[:, 1] + 0.5 * (x[:, 2] == 1)
     y = (y - y.mean()) / y.std()
-    model = AdditiveGP([[0, 1, 2]], 3, np.array([False, False, True]), nu=nu)
-    post = model.condition(x, y, model.fit(x, y))
+    cat = np.array([False, False, True])
+    model = AdditiveGP([[0, 1, 2]], 3, cat, nu=nu)
+    prior = CentredBowl.centred_on(x, ~cat, bowl) if bowl else None
+    resid = y if prior is None else y - prior(x)
+    post = model.condition(x, y, model.fit(x, resid), prior)
     q = rng.random((5, 3))
     q[:, 2] = rng.integers(0, 3, 5)
     mean, var, dmean, dvar = post.predict_with_grad(q)

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import ndtr
 
 from suggestion_service.core.gp.acquisition import acquisition, log_h
-from suggestion_service.core.gp.model import AdditiveGP
+from suggestion_service.core.gp.model import AdditiveGP, CentredBowl
 from suggestion_service.core.history import Goal
 
 from .helpers import best, run_loop, space_from
@@ -145,3 +145,64 @@ def test_the_kernel_setting_reaches_the_fitted_model() -> None:
         )
     }
     assert runs["unset"] == runs["32"] != runs["52"]
+
+
+def _trend_data(slope: float, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    # most of the signal in coordinate 1, a linear fall in coordinate 0, sampled on [0, 0.5]
+    # only: a long length-scale extrapolates the fall to the bound at 1, which no data support
+    rng = np.random.default_rng(seed)
+    x = rng.random((20, 2))
+    x[:, 0] *= 0.5
+    y = np.sin(6 * x[:, 1]) - slope * x[:, 0]
+    return x, (y - y.mean()) / y.std()
+
+
+def test_centred_bowl_is_zero_on_average_over_the_data_and_ignores_categories() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.random((30, 3))
+    x[:, 2] = rng.integers(0, 4, 30)
+    numeric = np.array([True, True, False])
+    bowl = CentredBowl.centred_on(x, numeric, 0.5)
+    assert float(bowl(x).mean()) == pytest.approx(0.0, abs=1e-12)
+    moved = x.copy()
+    moved[:, 2] = 3 - moved[:, 2]
+    assert np.allclose(bowl(moved), bowl(x))
+    centre = np.array([[0.5, 0.5, 0.0]])
+    corner = np.array([[1.0, 0.0, 0.0]])
+    assert float(bowl(corner)[0] - bowl(centre)[0]) == pytest.approx(0.5 * 0.5)
+    assert np.allclose(bowl.grad(centre), 0.0)
+    assert CentredBowl.centred_on(x, numeric, 0.0)(x) == pytest.approx(np.zeros(30))
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_the_prior_mean_keeps_a_weak_trend_off_the_bound_and_yields_to_a_strong_one(
+    seed: int,
+) -> None:
+    def argmin_along_0(slope: float, strength: float) -> float:
+        x, y = _trend_data(slope, seed)
+        model = AdditiveGP([[0, 1]], 2)
+        bowl = CentredBowl.centred_on(x, np.array([True, True]), strength) if strength else None
+        post = model.condition(x, y, model.fit(x, y if bowl is None else y - bowl(x)), bowl)
+        assert np.allclose(post.mean(x), y, atol=0.1)  # both fit the data
+        grid = np.column_stack([np.linspace(0, 1, 201), np.full(201, x[np.argmin(y), 1])])
+        return float(grid[np.argmin(post.mean(grid)), 0])
+
+    # a weak fall seen on [0, 0.5]: the constant mean extrapolates it to the bound, the
+    # centred prior mean stops inside the box
+    assert argmin_along_0(0.3, 0.0) == 1.0
+    assert 0.5 < argmin_along_0(0.3, 0.5) < 0.9
+    # a strong fall: the data win and the minimum stays on the bound
+    assert argmin_along_0(3.0, 0.5) == 1.0
+
+
+def test_fantasies_keep_the_prior_mean() -> None:
+    x, y = _trend_data(0.3)
+    model = AdditiveGP([[0, 1]], 2)
+    bowl = CentredBowl.centred_on(x, np.array([True, True]), 0.5)
+    post = model.condition(x, y, model.fit(x, y - bowl(x)), bowl)
+    pending = np.array([[0.9, 0.9]])
+    fantasy = post.with_fantasies(pending)
+    q = np.array([[0.95, 0.1], [0.2, 0.6]])
+    assert fantasy.predict(pending)[0] == pytest.approx(post.predict(pending)[0], abs=1e-6)
+    assert fantasy.predict(q)[0] == pytest.approx(post.predict(q)[0], abs=0.05)
+    assert fantasy.predict(pending)[1][0] < 0.2 * post.predict(pending)[1][0]
