@@ -147,6 +147,24 @@ def test_the_kernel_setting_reaches_the_fitted_model() -> None:
     assert runs["unset"] == runs["32"] != runs["52"]
 
 
+def test_the_centre_prior_setting_reaches_the_fitted_model() -> None:
+    # unset must be the 0.5 run, and 0 (the constant mean) a different one
+    space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(3)])
+
+    def f(v: dict[str, str]) -> float:
+        return sum((float(v[f"x{i}"]) - 0.2 * (i + 1)) ** 2 for i in range(3))
+
+    runs = {
+        label: [t.assignments for t in run_loop("gp-bo", space, f, budget=12, settings=extra)]
+        for label, extra in (
+            ("unset", {}),
+            ("0.5", {"centre_prior": "0.5"}),
+            ("0", {"centre_prior": "0"}),
+        )
+    }
+    assert runs["unset"] == runs["0.5"] != runs["0"]
+
+
 def _trend_data(slope: float, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
     # most of the signal in coordinate 1, a linear fall in coordinate 0, sampled on [0, 0.5]
     # only: a long length-scale extrapolates the fall to the bound at 1, which no data support
@@ -182,7 +200,7 @@ def test_the_prior_mean_keeps_a_weak_trend_off_the_bound_and_yields_to_a_strong_
         x, y = _trend_data(slope, seed)
         model = AdditiveGP([[0, 1]], 2)
         bowl = CentredBowl.centred_on(x, np.array([True, True]), strength) if strength else None
-        post = model.condition(x, y, model.fit(x, y if bowl is None else y - bowl(x)), bowl)
+        post = model.condition(x, y, model.fit(x, y, prior_mean=bowl), bowl)
         assert np.allclose(post.mean(x), y, atol=0.1)  # both fit the data
         grid = np.column_stack([np.linspace(0, 1, 201), np.full(201, x[np.argmin(y), 1])])
         return float(grid[np.argmin(post.mean(grid)), 0])
@@ -199,7 +217,7 @@ def test_fantasies_keep_the_prior_mean() -> None:
     x, y = _trend_data(0.3)
     model = AdditiveGP([[0, 1]], 2)
     bowl = CentredBowl.centred_on(x, np.array([True, True]), 0.5)
-    post = model.condition(x, y, model.fit(x, y - bowl(x)), bowl)
+    post = model.condition(x, y, model.fit(x, y, prior_mean=bowl), bowl)
     pending = np.array([[0.9, 0.9]])
     fantasy = post.with_fantasies(pending)
     q = np.array([[0.95, 0.1], [0.2, 0.6]])

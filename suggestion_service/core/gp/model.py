@@ -252,8 +252,10 @@ class AdditiveGP:
         max_iter: int = 50,
         n_restarts: int = 4,
         seed: int = 0,
+        prior_mean: CentredBowl | None = None,
     ) -> Hyperparameters:
-        """MAP hyperparameters for standardised ``y`` on features ``x``.
+        """MAP hyperparameters for standardised ``y`` on features ``x``, the GP modelling
+        ``y - prior_mean(x)`` (pass the same ``prior_mean`` to :meth:`condition`).
 
         Starts: the prior's mode (smooth, noisy), a wiggly nearly noiseless point (a single start
         often settles in the "everything is noise" optimum on skewed objectives) and
@@ -261,6 +263,8 @@ class AdditiveGP:
         above) are optimised and the best finite optimum wins; if none is finite, the prior's
         mode.
         """
+        if prior_mean is not None:
+            y = y - prior_mean(x)
         mu, sd = self._prior()
         bounds = self._bounds()
         lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
@@ -304,7 +308,7 @@ class AdditiveGP:
         prior_mean: CentredBowl | None = None,
     ) -> Posterior:
         """The posterior given data (hyperparameters fixed), around ``prior_mean`` (zero if
-        None); the hyperparameters should have been fitted to ``y - prior_mean(x)``."""
+        None), with hyperparameters fitted by :meth:`fit` with the same ``prior_mean``."""
         return Posterior(self, x, y, hp, prior_mean)
 
 

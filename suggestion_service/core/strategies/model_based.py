@@ -237,9 +237,8 @@ def fit_surrogate(ctx: Context, groups: Sequence[Sequence[int]]) -> Surrogate:
     bowl = None
     if s.centre_prior > 0:
         bowl = CentredBowl.centred_on(x, ~ctx.space.categorical_mask, s.centre_prior)
-    resid = ys if bowl is None else ys - bowl(x)
     try:
-        hp = model.fit(x[fit_idx], resid[fit_idx], seed=ctx.seed)
+        hp = model.fit(x[fit_idx], ys[fit_idx], seed=ctx.seed, prior_mean=bowl)
         post = model.condition(x[cond_idx], ys[cond_idx], hp, bowl)
     except np.linalg.LinAlgError:
         # the fitted hyperparameters defeat the factorisation: the prior's mode, which is
