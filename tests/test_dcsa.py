@@ -379,12 +379,11 @@ def test_joint_mix_is_seeded_and_labels_what_won() -> None:
     assert len({tuple(t.assignments.values()) for t in trials}) == 24  # never a repeat
     origins = Counter(_origin(t.name) for t in trials)
     assert origins["initial"] == 6
-    assert set(origins) <= {"initial", "bo", "sa", "dc"}
+    assert set(origins) <= {"initial", "bo", "dc"}  # SA's moves are not among its candidates
 
 
 def test_joint_mix_offers_a_bounded_number_of_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 80 one-parameter subnetworks, n_candidates 64: SA's moves are capped at 64 rows (a seeded
-    # subset of groups), DC's children at 32, whatever the partition
+    # 80 one-parameter subnetworks: DC's children are capped at 32 rows whatever the partition
     from suggestion_service.core.gp import optimize
     from suggestion_service.core.strategies import model_based
 
@@ -402,4 +401,4 @@ def test_joint_mix_offers_a_bounded_number_of_candidates(monkeypatch: pytest.Mon
     resp = call("dcsa-bo", space, history, 2, settings=settings)
     again = call("dcsa-bo", space, history, 2, settings=settings)
     assert [s.assignments for s in resp.suggestions] == [s.assignments for s in again.suggestions]
-    assert seen and max(seen) <= 64 + 32
+    assert seen and 0 < max(seen) <= 32

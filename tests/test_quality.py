@@ -64,13 +64,21 @@ def _unequal(v: dict[str, str]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known, issue 11: with the centred prior mean dcsa-bo's joint mix does not beat gp-bo "
+    "here (10 seeds x 60 trials on the tune set: 0.026 vs 0.025); strict, so the test reports "
+    "when DC/SA win",
+)
 def test_dcsa_bo_beats_gp_bo_on_unequal_importance() -> None:
     """The synthetic suite's unequal-importance problem (12-D, three subnetworks).
 
-    A strict xfail from issue 10 until the centred prior mean (``centre_prior``, 2026-11-30):
-    before it, neither dcsa-bo's fixed, adaptive nor joint mix beat gp-bo here (for example
-    median 0.373 against 0.214 for the fixed mix); with it, dcsa-bo's joint mix does (0.029
-    against 0.047 over these 3 seeds, lower on 2 of 3).
+    A strict xfail from issue 10 until the centred prior mean (``centre_prior``); with it, the
+    joint mix as it then was (DC's children and SA's moves among the optimizer's candidates)
+    passed on these 3 seeds (0.029 against 0.047), but over 10 seeds x 60 trials on the tune set
+    it was 1.73x worse than gp-bo here (median 0.043 against 0.025): luck. Since SA's moves left
+    the joint mix (docs/benchmarks.md item 15) dcsa-bo is level with gp-bo here (0.026 against
+    0.025, lower on 7 of 10 seeds) and lower on 1 of these 3 seeds (0.034 against 0.047 median).
     """
     budget = 40
     seeds = range(3)

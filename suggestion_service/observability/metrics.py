@@ -130,7 +130,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         policy_share=Gauge(
             "dcsa_policy_share",
             "dcsa-bo's mix in the latest request: the share of slots each policy (bo, sa, dc) "
-            "gets (adaptive) or won over the last mix_window model-based trials (joint).",
+            "gets (adaptive) or won over the last mix_window model-based trials (joint: bo, "
+            "dc).",
             ("algorithm", "policy"),
             registry=reg,
         ),

@@ -18,10 +18,10 @@ parameters partitioned by subnetwork:
 ``dc-bo`` runs a DC round of ``dc_batch`` slots every ``dc_interval`` completed trials and BO in
 between; ``sa-bo`` gives each slot to SA or, with probability ``sa_full_share``, to BO.
 ``dcsa-bo`` (``mix: joint``, the default) gives every slot to one acquisition maximisation over
-the whole space whose candidates include DC's best recombinations and SA's one-group moves at the
-incumbent, so a structured proposal is taken exactly when the model rates it above what plain BO
-finds; ``mix: adaptive`` allocates each slot to one policy by its measured success in this
-experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots. With a single
+the whole space whose candidates, and so the starts of its local searches, include DC's best
+recombinations (SA's one-group moves were candidates too until measured to hurt; see
+docs/benchmarks.md); ``mix: adaptive`` allocates each slot to one policy by its measured success
+in this experiment (mix.py); ``mix: fixed`` runs dc-bo's rounds plus sa-bo's slots. With a single
 subnetwork there is nothing to divide or adapt over, and all three run exactly as gp-bo with
 their surrogate.
 
@@ -168,8 +168,8 @@ class DCSASettings(GPSettings):
             "mix",
             "joint",
             "How BO, SA and DC share the slots: joint (every slot maximises the acquisition "
-            "over the whole space with DC's best recombinations and SA's one-group moves at "
-            "the incumbent among its candidates: the model picks), adaptive (each slot one "
+            "over the whole space, DC's best recombinations of the top trials among the "
+            "starts of its search; no SA), adaptive (each slot one "
             "policy, by the improvement each policy's trials brought in this experiment) or "
             "fixed (DC rounds every dc_interval trials, the other slots SA or, with probability "
             "sa_full_share, BO). The default was chosen on the tune problems.",
@@ -313,81 +313,38 @@ class Recombination:
         return None
 
 
-# ---- joint: DC and SA as candidates of one acquisition ---------------------------------------
-#: Joint mix: DC children and SA moves (per group, near and far) offered to the optimizer.
+# ---- joint: DC's children as starts of one acquisition search ---------------------------------
+#: Joint mix: how many of DC's best children are offered to the optimizer.
 JOINT_CHILDREN = 32
-JOINT_MOVES = 16
-
-
-def group_moves(batch: Batch, part: Partition, n: int, limit: int) -> FloatArray:
-    """SA's candidates: the incumbent with one group's parameters moved, for every group; ``n``
-    small steps (latent Gaussian, sd 0.1) and ``n`` uniform draws of that group each. At most
-    ``limit`` rows: fewer per group, and a seeded subset of the groups when there are more than
-    ``limit / 2`` of them (the work of a call stays bounded whatever the partition)."""
-    ctx = batch.ctx
-    h = ctx.history
-    best = h.best_index()
-    if best is None:
-        return np.empty((0, len(ctx.space)))
-    incumbent = ctx.space.to_latent(h.x_obs[best][None, :])[0]
-    rng = ctx.rng
-    groups = list(part.groups)
-    if 2 * n * len(groups) > limit:
-        n = max(1, limit // (2 * len(groups)))
-    if 2 * n * len(groups) > limit:
-        keep = np.sort(rng.choice(len(groups), size=max(1, limit // 2), replace=False))
-        groups = [groups[i] for i in keep]
-    blocks = []
-    for g in groups:
-        cols = list(g.params)
-        lat = np.repeat(incumbent[None, :], 2 * n, axis=0)
-        near = lat[:n][:, cols] + rng.normal(0.0, 0.1, (n, len(cols)))
-        lat[:n, cols] = near
-        lat[n:, cols] = rng.random((n, len(cols)))
-        blocks.append(np.clip(lat, 0.0, 1.0 - 1e-12))
-    return ctx.space.from_latent(np.vstack(blocks))
 
 
 class JointAcquisition:
-    """dcsa-bo's ``mix: joint`` slot policy: maximise the acquisition over the whole space with
-    DC's best recombinations and SA's one-group moves among the optimizer's candidates, so that
-    a structured proposal is taken exactly when the model rates it above what plain BO finds.
-    The proposal's origin says which kind won (``dc``, ``sa`` in group k, else ``bo``)."""
+    """dcsa-bo's ``mix: joint`` slot policy: maximise the acquisition over the whole space, with
+    DC's best recombinations of the top trials among the optimizer's candidates. They are scored
+    with its quasi-random candidates and the best of all start its local searches, so DC steers
+    where the search looks (the basins the top trials' subnetworks point to) while the
+    acquisition decides what is proposed. The proposal's origin is ``dc`` if it is one of the
+    children as offered, else ``bo``."""
 
     def __init__(self, part: Partition, top_m: int, limit: int) -> None:
         self.part, self.top_m, self.limit = part, top_m, limit
-        self._children: list[FloatArray] | None = None
-        self._extra: FloatArray | None = None
+        self._children: FloatArray | None = None
 
     def _candidates(self, batch: Batch, model: Surrogate) -> FloatArray:
-        if self._extra is None:
+        if self._children is None:
             children = dc_candidates(batch, model, self.part, self.top_m, self.limit)
-            self._children = children[:JOINT_CHILDREN]
-            limit = int(batch.ctx.settings.n_candidates)
-            moves = group_moves(batch, self.part, JOINT_MOVES, limit)
-            self._extra = np.vstack([*(c[None, :] for c in self._children), moves])
-        return self._extra
+            rows = [c[None, :] for c in children[:JOINT_CHILDREN]]
+            self._children = np.vstack(rows) if rows else np.empty((0, len(batch.ctx.space)))
+        return self._children
 
     def __call__(self, batch: Batch, model: Surrogate) -> Proposal | None:
-        row = maximise_acquisition(batch, model, extra=self._candidates(batch, model))
+        children = self._candidates(batch, model)
+        row = maximise_acquisition(batch, model, extra=children)
         if row is None:
             return None
         space = batch.ctx.space
         key = space.key(row)
-        if any(space.key(c) == key for c in self._children or ()):
-            return Proposal(row, "dc")
-        h = batch.ctx.history
-        best = h.best_index()
-        if best is not None:
-            moved = [
-                k
-                for k, g in enumerate(self.part.groups)
-                if not np.array_equal(row[list(g.params)], h.x_obs[best][list(g.params)])
-            ]
-            if len(moved) == 1 and len(self.part.groups) > 1:
-                k = moved[0]
-                return Proposal(row, "sa", group=self.part.groups[k].name, number=k)
-        return Proposal(row, "bo")
+        return Proposal(row, "dc" if any(space.key(c) == key for c in children) else "bo")
 
 
 def dc_round_due(batch: Batch, interval: int, size: int) -> tuple[int, int] | None:
@@ -496,7 +453,7 @@ class DCSABO(_Grouped):
             return itertools.chain(self.dc_round(batch, part), self.sa_or_bo(batch, model, part))
         if s.mix == "joint":
             won = won_shares(
-                batch.ctx.history, batch.ctx.experiment, ("bo", "sa", "dc"), window=s.mix_window
+                batch.ctx.history, batch.ctx.experiment, ("bo", "dc"), window=s.mix_window
             )
             if won is not None:
                 batch.out.shares = won
