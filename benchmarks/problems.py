@@ -162,6 +162,13 @@ FUNCTIONS: dict[str, Function] = {
         michalewicz, 0.0, math.pi, {2: -1.8013, 5: -4.687658}.__getitem__, (2, 5)
     ),
     "rastrigin": Function(rastrigin, -3.5, 6.0, _fixed(0.0)),
+    # Domains cut at the optimum, which then sits on a bound of every coordinate (Rosenbrock at
+    # the upper end, x = 1; Levy and Styblinski-Tang at the lower end): the edge-* tune problems
+    "rosenbrock-edge": Function(rosenbrock, -5.0, 1.0, _fixed(0.0)),
+    "levy-edge": Function(levy, 1.0, 10.0, _fixed(0.0)),
+    "styblinski-edge": Function(
+        styblinski_tang, -2.903534027771177, 5.0, lambda d: -39.16616570377142 * d
+    ),
     # BBOB f1-f24 on their domain [-5, 5]^d (optimum inside [-4, 4]^d, off the centre)
     **{f"bbob{fid}": Function(_bbob(fid), -5.0, 5.0, _bbob_minimum(fid)) for fid in range(1, 25)},
 }
@@ -985,21 +992,57 @@ BBOB_TUNE: tuple[Problem, ...] = (
     ),
 )
 
+#: Tune problems whose optima sit on bounds of the search box (every optimum of the other
+#: problems is inside it): the cost of the GP's centred prior mean (``centre_prior``) where its
+#: assumption fails, measured before its strength is tuned further. Tune only.
+EDGE_TUNE: tuple[Problem, ...] = (
+    Composite(
+        "edge-all",
+        (
+            Comp("ros", "rosenbrock-edge", 4),
+            Comp("levy", "levy-edge", 4),
+            Comp("sty", "styblinski-edge", 4),
+        ),
+        kind="every optimum on a bound (upper for ros, lower for levy and sty), equal weights",
+    ),
+    Composite(
+        "edge-some",
+        (
+            Comp("ros", "rosenbrock-edge", 4),
+            Comp("h6", "hartmann6", 6),
+            Comp("br", "branin", 2),
+        ),
+        kind="one group's optimum on a bound (a corner), two inside, equal weights",
+    ),
+)
+
 LEGACY: tuple[Problem, ...] = tuple(
     Legacy(name, base, "old synthetic suite (benchmarks/synthetic.py)")
     for name, base in synthetic.PROBLEMS.items()
 )
 
 BBOB: tuple[str, ...] = tuple(p.name for p in BBOB_TUNE)
+EDGE: tuple[str, ...] = tuple(p.name for p in EDGE_TUNE)
 TUNE: tuple[str, ...] = (
-    tuple(p.name for p in LEGACY) + tuple(t.name for t, _ in PAIRS + SINGLE_PAIRS) + BBOB
+    tuple(p.name for p in LEGACY) + tuple(t.name for t, _ in PAIRS + SINGLE_PAIRS) + BBOB + EDGE
 )
 CHECK: tuple[str, ...] = tuple(c.name for _, c in PAIRS + SINGLE_PAIRS)
-#: ``tune-bbob``: the BBOB part of the tune set alone (for screens on it).
-SETS: dict[str, tuple[str, ...]] = {"tune": TUNE, "tune-bbob": BBOB, "check": CHECK}
+#: ``tune-bbob`` and ``tune-edge``: parts of the tune set alone (for screens on them).
+SETS: dict[str, tuple[str, ...]] = {
+    "tune": TUNE,
+    "tune-bbob": BBOB,
+    "tune-edge": EDGE,
+    "check": CHECK,
+}
 
 PROBLEMS: dict[str, Problem] = {
-    p.name: p for p in (*LEGACY, *(p for pair in PAIRS + SINGLE_PAIRS for p in pair), *BBOB_TUNE)
+    p.name: p
+    for p in (
+        *LEGACY,
+        *(p for pair in PAIRS + SINGLE_PAIRS for p in pair),
+        *BBOB_TUNE,
+        *EDGE_TUNE,
+    )
 }
 
 

@@ -93,3 +93,22 @@ def test_bbob_problems_are_tune_only() -> None:
         prob = ps.PROBLEMS[name]
         assert isinstance(prob, ps.Composite)
         assert not any(c.fn.startswith("bbob") for c in prob.comps)
+
+
+def test_edge_problems_have_their_optimum_on_bounds() -> None:
+    # each edge-* component's optimum sits at an end of every one of its ranges
+    assert ps.EDGE and set(ps.EDGE) <= set(ps.TUNE)
+    assert ps.SETS["tune-edge"] == ps.EDGE
+    prob = ps.PROBLEMS["edge-all"]
+    # Rosenbrock's optimum at the upper end, Levy's and Styblinski-Tang's at the lower end
+    at = {
+        **{f"ros__x{i}": "1" for i in range(4)},
+        **{f"levy__x{i}": "0" for i in range(4)},
+        **{f"sty__x{i}": "0" for i in range(4)},
+    }
+    assert set(at) == {s.name for s in prob.specs()}
+    assert prob.value(at) == pytest.approx(0.0, abs=1e-9)
+    inside = {k: "0.5" for k in at}
+    assert prob.value(inside) > 0.05
+    rng = np.random.default_rng(4)
+    assert prob.value(ps.random_assignment(prob, rng)) > 0.05
