@@ -172,8 +172,9 @@ def test_importance_ranks_groups_on_a_known_additive_function() -> None:
 
 
 def test_the_optimizer_does_not_depend_on_what_strategies_drew_before() -> None:
-    # DC's children and SA's moves draw from ctx.rng before the acquisition is maximised; the
-    # optimizer has its own stream, so dcsa-bo's search differs from gp-bo's by its candidates
+    # DC's children (and SA's group choice) draw from ctx.rng before the acquisition is
+    # maximised; the optimizer has its own stream, so dcsa-bo's search differs from gp-bo's by
+    # its candidates
     trials = random_trials(SPACE3, 20, seed=3, f=_additive)
     strategy, ctx = _context(SPACE3, trials)
     fit = fit_surrogate(ctx, strategy.feature_groups(SPACE3, ctx.settings))  # type: ignore[attr-defined]
@@ -312,7 +313,7 @@ def test_one_group_runs_exactly_as_gp_bo_whatever_the_mix(mix: str) -> None:
 def test_random_state_fixes_a_run_whatever_the_experiment_is_called(algorithm: str) -> None:
     # trial names carry the experiment's name; they must not reach the random streams, or the
     # same algorithm with the same random_state runs differently under another name (two
-    # subnetworks, so that dcsa-bo draws DC's children and SA's moves)
+    # subnetworks, so that dcsa-bo draws DC's children)
     space = space_from(
         [(f"{g}__x{i}", "double", "0", "1", "", (), "uniform") for g in "ab" for i in range(2)]
     )

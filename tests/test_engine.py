@@ -272,7 +272,7 @@ def test_a_call_does_a_fixed_amount_of_model_work() -> None:
 
 def test_optimizer_takes_an_extra_candidate_that_beats_what_it_finds() -> None:
     # a needle the raw candidates and their local searches cannot see (zero gradient around it),
-    # offered as an extra candidate (as dcsa-bo's joint mix offers DC children and SA moves)
+    # offered as an extra candidate (as dcsa-bo's joint mix offers DC's children)
     space = space_from([(f"x{i}", "double", "0", "1", "", (), "uniform") for i in range(6)])
     needle = np.array([0.123, 0.877, 0.5, 0.31, 0.64, 0.09])
 
