@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,15 +138,20 @@ def test_the_kernel_setting_reaches_the_fitted_model() -> None:
     def f(v: dict[str, str]) -> float:
         return abs(float(v["x0"]) - 0.3) + (float(v["x1"]) - 0.7) ** 2
 
-    runs = {
-        kernel: [t.assignments for t in run_loop("gp-bo", space, f, budget=12, settings=extra)]
-        for kernel, extra in (
-            ("unset", {}),
-            ("32", {"kernel": "matern32"}),
-            ("52", {"kernel": "matern52"}),
-        )
-    }
+    runs = _gp_bo_runs(
+        space, f, {"unset": {}, "32": {"kernel": "matern32"}, "52": {"kernel": "matern52"}}
+    )
     assert runs["unset"] == runs["32"] != runs["52"]
+
+
+def _gp_bo_runs(
+    space: Any, f: Callable[[dict[str, str]], float], cases: dict[str, dict[str, str]]
+) -> dict[str, list[dict[str, str]]]:
+    """The assignments of a 12-trial gp-bo run per case of settings."""
+    return {
+        label: [t.assignments for t in run_loop("gp-bo", space, f, budget=12, settings=extra)]
+        for label, extra in cases.items()
+    }
 
 
 def test_the_centre_prior_setting_reaches_the_fitted_model() -> None:
@@ -154,14 +161,9 @@ def test_the_centre_prior_setting_reaches_the_fitted_model() -> None:
     def f(v: dict[str, str]) -> float:
         return sum((float(v[f"x{i}"]) - 0.2 * (i + 1)) ** 2 for i in range(3))
 
-    runs = {
-        label: [t.assignments for t in run_loop("gp-bo", space, f, budget=12, settings=extra)]
-        for label, extra in (
-            ("unset", {}),
-            ("0.5", {"centre_prior": "0.5"}),
-            ("0", {"centre_prior": "0"}),
-        )
-    }
+    runs = _gp_bo_runs(
+        space, f, {"unset": {}, "0.5": {"centre_prior": "0.5"}, "0": {"centre_prior": "0"}}
+    )
     assert runs["unset"] == runs["0.5"] != runs["0"]
 
 
