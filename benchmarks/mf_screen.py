@@ -2,7 +2,9 @@
 
 Reads ``runs.json`` files written by ``benchmarks.multi_fidelity`` (e.g. a tune-set run with
 ``--variant``) and prints, per arm, the median best full-budget value at a few budgets and its
-geometric mean over problems relative to ``dcsa-bo-full``'s median final best (lower is better):
+geometric mean over problems relative to ``dcsa-bo-full``'s median final best (lower is better),
+then each arm's ratio as the benchmark's table defines it (dcsa-bo-full's budget to its own
+median final best / the arm's budget to reach it; ``<`` a bound) and its median over problems:
 
     python -m benchmarks.multi_fidelity --set tune --seeds 5 \\
         --variant dcsa-bo-asha:asha_model=rung --out /tmp/mf-tune --no-plot
@@ -26,7 +28,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.multi_fidelity import FULL, curve, median_curve
+from benchmarks.multi_fidelity import FULL, curve, first_reach, grid, median_curve
 
 
 def best_at(run: dict[str, Any], budget: float) -> float:
@@ -62,6 +64,39 @@ def table(runs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> str:
     return "\n".join(lines)
 
 
+def ratios(runs: Sequence[dict[str, Any]]) -> str:
+    """Per arm and problem, the benchmark's ratio to dcsa-bo-full's final median best."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        cells[(r["problem"], r["arm"])].append(r)
+    problems = sorted({p for p, _ in cells if (p, FULL) in cells})
+    arms = list(dict.fromkeys(a for _, a in cells))
+    budget = max(r["budget"] for r in runs)
+    at = grid(budget)
+    w = max(len(a) for a in arms) + 2
+    lines = [
+        "ratio: budget for dcsa-bo-full's median final best, dcsa-bo-full / arm "
+        "('<': never reached)",
+        "arm".ljust(w) + "".join(f"{p[:14]:>15}" for p in problems) + f"{'median':>10}",
+    ]
+    for arm in arms:
+        values, texts = [], []
+        for p in problems:
+            if (p, arm) not in cells:
+                values.append(math.nan)
+                texts.append("-")
+                continue
+            full = median_curve(cells[(p, FULL)], at)
+            target = float(full[-1])
+            t_full = first_reach(full, at, target) or budget
+            reach = first_reach(median_curve(cells[(p, arm)], at), at, target)
+            values.append(t_full / (reach or budget))
+            texts.append(f"{values[-1]:.2f}" if reach else f"<{values[-1]:.2f}")
+        med = statistics.median(values) if not any(map(math.isnan, values)) else math.nan
+        lines.append(arm.ljust(w) + "".join(f"{t:>15}" for t in texts) + f"{med:10.2f}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="runs.json files")
@@ -69,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = p.parse_args(argv)
     runs = [r for f in ns.runs for r in json.loads(f.read_text())["runs"]]
     print(table(runs, ns.at))
+    print(ratios(runs))
     return 0
 
 

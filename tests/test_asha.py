@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -98,9 +99,18 @@ def _xs(promotions: Sequence[object]) -> list[tuple[float, int]]:
 # ---- settings and validation ---------------------------------------------------------------
 def test_settings_parse_with_defaults_and_bounds() -> None:
     table = SettingsTable(asha_settings())
-    assert table.parse({}, algorithm="gp-bo") == {"resource_name": None, "eta": 3}
-    parsed = table.parse({"resource_name": "epochs", "eta": "4"}, algorithm="gp-bo")
-    assert parsed == {"resource_name": "epochs", "eta": 4}
+    assert table.parse({}, algorithm="gp-bo") == {
+        "resource_name": None,
+        "eta": 3,
+        "promotion": "delayed",
+    }
+    raw = {"resource_name": "epochs", "eta": "4", "promotion": "asha"}
+    parsed = table.parse(raw, algorithm="gp-bo")
+    assert parsed == {"resource_name": "epochs", "eta": 4, "promotion": "asha"}
+    with pytest.raises(InvalidSettingError) as info:
+        table.parse({"promotion": "eager"}, algorithm="gp-bo")
+    assert info.value.field == "spec.algorithm.algorithmSettings[promotion]"
+    assert "'delayed'" in str(info.value) and "'asha'" in str(info.value)
     for eta in ("1", "17", "2.5"):
         with pytest.raises(InvalidSettingError) as info:
             table.parse({"eta": eta}, algorithm="gp-bo")
@@ -314,6 +324,53 @@ def test_higher_rungs_are_promoted_first() -> None:
     # rung 1 has 6 completions: its best 2 move up; rung 0's best 3 are all on rung 1 already
     assert _xs(promotions) == [(0.9, 2), (0.8, 2)]
     assert [p.row[1] for p in promotions] == [9.0, 9.0]
+
+
+def test_delayed_promotion_keeps_a_rung_to_one_promotion_per_eta_completions() -> None:
+    # rung 0's first nine gave their best three to rung 1 (running); three better ones arrive
+    early = [_trial(f"u{i}", i / 100, 3, TrialState.RUNNING) for i in range(3)]
+    better = [_trial(f"n{i}", 0.5 + i / 100, 1, loss=float(i - 3)) for i in range(3)]
+    trials = [*_rung0(9), *early, *better]
+    asha = dataclasses.replace(LADDER, delayed=False)
+    # 12 completions, top 4: the three newcomers and x=0.0 (already up)
+    assert _xs(next_promotions(rung_state(asha, _history(trials)))) == [
+        (0.5, 1),
+        (0.51, 1),
+        (0.52, 1),
+    ]
+    # delayed: floor(12 / 3) = 4 promotions in all, 3 made: only the best newcomer goes up
+    assert LADDER.delayed
+    assert _xs(next_promotions(rung_state(LADDER, _history(trials)))) == [(0.5, 1)]
+
+
+@pytest.mark.parametrize("delayed", [True, False])
+def test_promotion_rules_over_an_improving_run(delayed: bool) -> None:
+    """An ASHA loop whose new configurations keep improving (as a model's proposals do):
+    delayed promotion never exceeds floor(n_k / eta) promotions from a rung; asha does."""
+    ladder = dataclasses.replace(LADDER, delayed=delayed)
+    rng = random.Random(0)
+    trials: list[TrialRecord] = []
+    worst_excess = 0
+    for step in range(150):
+        promotions = next_promotions(rung_state(ladder, _history(trials)), limit=1)
+        if promotions:
+            p = promotions[0]
+            loss = p.value - rng.random()  # a longer run, a lower loss
+            trials.append(_trial(f"s{step:03d}", float(p.row[0]), int(p.row[1]), loss=loss))
+        else:  # a new configuration, better on average than the ones before
+            trials.append(_trial(f"s{step:03d}", step / 1000, 1, loss=rng.random() - step / 50))
+        state = rung_state(ladder, _history(trials))
+        for k in range(ladder.n_rungs - 1):
+            completed = state.rungs[k].completed
+            up = sum(1 for key in completed if state.highest[key] > k)
+            worst_excess = max(worst_excess, up - len(completed) // ladder.eta)
+    starts = len(rung_state(ladder, _history(trials)).rungs[0].completed)
+    if delayed:
+        assert worst_excess == 0
+        assert starts > 100  # most of the steps start new configurations
+    else:
+        assert worst_excess > 5
+        assert starts < 100
 
 
 def test_nothing_is_promoted_from_the_top() -> None:

@@ -8,6 +8,13 @@ on the lowest rung and promotes a configuration from rung k to rung k + 1 (a new
 row with the next budget) once it ranks in the top ``floor(n_k / eta)`` of the ``n_k``
 configurations completed on rung k, preferring promotions from higher rungs.
 
+The setting ``promotion`` chooses how many: ``asha`` promotes every configuration that enters
+that top set, so a rung that keeps receiving better configurations (as a model's proposals
+improve) promotes far more than ``n_k / eta`` of them; ``delayed`` (D-ASHA, Li et al., VLDB 2022,
+"Hyper-Tune") promotes from rung k only while fewer than ``floor(n_k / eta)`` of its
+configurations are on a higher rung, which keeps the rungs' sizes at the ratios of successive
+halving and leaves more of the budget to new configurations.
+
 Everything is rebuilt from the request (the service is stateless): a configuration counts as
 promoted from rung k as soon as it is present on a higher rung in any state (completed, running,
 failed, or suggested and not yet a trial, which the history carries as pending), so a promotion
@@ -42,11 +49,13 @@ import numpy as np
 
 from .errors import InvalidSettingError, echo
 from .history import History
-from .settings import SETTINGS_FIELD, Setting, int_setting
+from .settings import SETTINGS_FIELD, Setting, choice_setting, int_setting
 from .space import FloatArray, Parameter, ParameterType, SearchSpace
 
 RESOURCE_SETTING = "resource_name"
 ETA_SETTING = "eta"
+PROMOTION_SETTING = "promotion"
+PROMOTIONS = ("delayed", "asha")
 #: Bounds of ``eta``: 2 halves each rung; beyond 16 a ladder has one or two rungs.
 MIN_ETA, MAX_ETA = 2, 16
 #: Most rungs of a ladder (the top included): keeps rung loops and names bounded.
@@ -62,7 +71,8 @@ def _resource_check(value: Any) -> str | None:
 
 
 def asha_settings() -> tuple[Setting, ...]:
-    """The ASHA settings, for a strategy's settings table: ``resource_name`` and ``eta``."""
+    """The ASHA settings, for a strategy's settings table: ``resource_name``, ``eta`` and
+    ``promotion``."""
     return (
         Setting(
             name=RESOURCE_SETTING,
@@ -82,6 +92,14 @@ def asha_settings() -> tuple[Setting, ...]:
             minimum=MIN_ETA,
             maximum=MAX_ETA,
         ),
+        choice_setting(
+            PROMOTION_SETTING,
+            PROMOTIONS[0],
+            "ASHA: delayed (D-ASHA) promotes from a rung of n completed configurations only "
+            "while fewer than floor(n / eta) of them are on a higher rung; asha promotes every "
+            "configuration that enters the rung's top floor(n / eta).",
+            PROMOTIONS,
+        ),
     )
 
 
@@ -96,12 +114,15 @@ class Ladder:
         eta: the reduction factor.
         budgets: the rung budgets, strictly increasing typed values of the budget parameter;
             the last is the parameter's largest value.
+        delayed: the ``promotion`` rule: at most ``floor(n_k / eta)`` promotions from rung k
+            (``delayed``), or every configuration entering its top ``floor(n_k / eta)``.
     """
 
     space: SearchSpace
     column: int
     eta: int
     budgets: tuple[float, ...]
+    delayed: bool = True
 
     @property
     def parameter(self) -> Parameter:
@@ -140,13 +161,21 @@ def _field(name: str) -> str:
     return f"{SETTINGS_FIELD}[{name}]"
 
 
-def make_ladder(space: SearchSpace, resource_name: str, eta: int) -> Ladder:
-    """Validate the budget parameter and ``eta`` and build the ladder.
+def make_ladder(
+    space: SearchSpace, resource_name: str, eta: int, promotion: str = PROMOTIONS[0]
+) -> Ladder:
+    """Validate the budget parameter, ``eta`` and ``promotion`` and build the ladder.
 
     Raises:
         InvalidSettingError: naming ``resource_name`` (unknown, non-numeric or non-positive
-            parameter, or more than :data:`MAX_RUNGS` rungs) or ``eta`` (out of bounds).
+            parameter, or more than :data:`MAX_RUNGS` rungs), ``eta`` (out of bounds) or
+            ``promotion`` (not one of :data:`PROMOTIONS`).
     """
+    if promotion not in PROMOTIONS:
+        raise InvalidSettingError(
+            _field(PROMOTION_SETTING),
+            f"{echo(promotion)} is not allowed: must be one of {echo(list(PROMOTIONS))}",
+        )
     if isinstance(eta, bool) or not isinstance(eta, int) or not MIN_ETA <= eta <= MAX_ETA:
         raise InvalidSettingError(
             _field(ETA_SETTING), f"{echo(eta)} is not allowed: must be an int in [2, 16]"
@@ -177,7 +206,13 @@ def make_ladder(space: SearchSpace, resource_name: str, eta: int) -> Ladder:
         raise InvalidSettingError(
             where, f"parameter {echo(p.name)} needs max > min, got [{p.low:g}, {p.high:g}]"
         )
-    return Ladder(space=space, column=column, eta=eta, budgets=_budgets(p, eta, where))
+    return Ladder(
+        space=space,
+        column=column,
+        eta=eta,
+        budgets=_budgets(p, eta, where),
+        delayed=promotion == "delayed",
+    )
 
 
 def _budgets(p: Parameter, eta: int, where: str) -> tuple[float, ...]:
@@ -229,7 +264,12 @@ def check_asha(space: SearchSpace, settings: Mapping[str, Any]) -> Ladder | None
     name = settings.get(RESOURCE_SETTING)
     if name is None:
         return None
-    return make_ladder(space, str(name), settings.get(ETA_SETTING, 3))
+    return make_ladder(
+        space,
+        str(name),
+        settings.get(ETA_SETTING, 3),
+        settings.get(PROMOTION_SETTING, PROMOTIONS[0]),
+    )
 
 
 # ---- the state of the rungs ----------------------------------------------------------------
@@ -402,7 +442,8 @@ def next_promotions(
     From the highest rung below the top down to rung 0, best first within a rung: a
     configuration completed on rung k is promotable if it ranks in the top ``floor(n_k / eta)``
     of the ``n_k`` configurations completed on rung k and is present on no higher rung (in any
-    state) and not in ``taken``.
+    state) and not in ``taken``. With the ladder's ``delayed`` rule, rung k promotes only while
+    fewer than ``floor(n_k / eta)`` of its completed configurations are on a higher rung.
 
     Args:
         taken: configuration keys (:meth:`Ladder.config_key`) already used in this batch.
@@ -411,14 +452,22 @@ def next_promotions(
     ladder = state.ladder
     out: list[Promotion] = []
     for k in range(ladder.n_rungs - 2, -1, -1):
-        top = len(state.rungs[k].completed) // ladder.eta
-        if top == 0:
+        completed = state.rungs[k].completed
+        top = len(completed) // ladder.eta
+        if ladder.delayed:
+            allowed = top - sum(1 for key in completed if state.highest[key] > k)
+        else:
+            allowed = top
+        if allowed <= 0:
             continue
         for key, entry in state.ranked(k)[:top]:
             if limit is not None and len(out) >= limit:
                 return out
+            if allowed == 0:
+                break
             if state.highest.get(key, k) > k or key in taken:
                 continue
+            allowed -= 1
             row = ladder.with_budget(state.x_completed[entry.index], k + 1)
             out.append(Promotion(config=key, rung=k + 1, value=entry.value, row=row))
     return out

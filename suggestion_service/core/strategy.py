@@ -17,7 +17,7 @@ from .space import FloatArray, SearchSpace
 #: Where a suggestion came from; also the value of the ``dcsa.io/origin`` trial label.
 ORIGINS = ("initial", "random", "bo", "dc", "sa", "fallback", "promotion")
 
-_RESOURCE, _ETA = asha_settings()
+_RESOURCE, _ETA, _PROMOTION = asha_settings()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +47,7 @@ class CommonSettings:
     )
     resource_name: str | None = spec(_RESOURCE)
     eta: int = spec(_ETA)
+    promotion: str = spec(_PROMOTION)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +122,7 @@ class Strategy(abc.ABC):
         Subclasses extend it (calling ``super().check``); here: the ASHA budget parameter.
         """
         if settings.resource_name is not None:
-            make_ladder(space, settings.resource_name, settings.eta)
+            make_ladder(space, settings.resource_name, settings.eta, settings.promotion)
 
     @abc.abstractmethod
     def propose(self, ctx: Context) -> Proposals:

@@ -32,6 +32,7 @@ from .._generated import api_pb2 as pb
 from .._generated import api_pb2_grpc as pb_grpc
 from ..core.asha import (
     ETA_SETTING,
+    PROMOTION_SETTING,
     RESOURCE_SETTING,
     Ladder,
     RungView,
@@ -204,7 +205,7 @@ def asha_ladder(exp: Experiment) -> Ladder | None:
         return None
     try:
         parsed = SettingsTable(asha_settings()).parse(
-            {k: raw[k] for k in (RESOURCE_SETTING, ETA_SETTING) if k in raw},
+            {k: raw[k] for k in (RESOURCE_SETTING, ETA_SETTING, PROMOTION_SETTING) if k in raw},
             algorithm=exp.algorithm,
         )
         return check_asha(convert.to_space(spec), parsed)

@@ -45,10 +45,15 @@ ASHA = {
 }
 
 
-def _experiment(record: Path, *, goal: str = "minimize", asha: bool = True) -> Any:
+def _experiment(
+    record: Path, *, goal: str = "minimize", asha: bool = True, promotion: str | None = None
+) -> Any:
     body = tiny_experiment(record, parameters=PARAMETERS)
     if asha:
-        body["spec"]["algorithm"] = ASHA
+        body["spec"]["algorithm"] = json.loads(json.dumps(ASHA))
+        if promotion is not None:
+            setting = {"name": "promotion", "value": promotion}
+            body["spec"]["algorithm"]["algorithmSettings"].append(setting)
     body["spec"]["objective"]["type"] = goal
     return parse_experiment(Document("x.yaml", body))
 
@@ -134,10 +139,13 @@ def test_rung_line_counts_every_rung(record: Path) -> None:
 
 
 def test_rungs_rank_by_the_objectives_direction(record: Path) -> None:
-    # maximizing, rung 0's best two are 0.6 and 0.5, which are on no higher rung yet
-    views = RungTracker(_experiment(record, goal="maximize")).views(TRIALS)
-    assert [v.promotable for v in views] == [2, 0, 0, 0]
-    assert views[0].promoted == 2  # promoted counts configurations present higher, any value
+    # maximizing, rung 0's best two are 0.6 and 0.5, which are on no higher rung yet: ASHA's
+    # rule promotes them; the default delayed rule does not, as 6 // 3 = 2 are already up
+    asha = RungTracker(_experiment(record, goal="maximize", promotion="asha")).views(TRIALS)
+    assert [v.promotable for v in asha] == [2, 0, 0, 0]
+    assert asha[0].promoted == 2  # promoted counts configurations present higher, any value
+    delayed = RungTracker(_experiment(record, goal="maximize")).views(TRIALS)
+    assert [v.promotable for v in delayed] == [0, 0, 0, 0]
 
 
 def test_rungs_are_recomputed_only_when_the_trials_change(record: Path) -> None:

@@ -56,7 +56,7 @@ def ladder_of(ctx: Context) -> Ladder | None:
     name = getattr(ctx.settings, "resource_name", None)
     if name is None:
         return None
-    return make_ladder(ctx.space, name, int(ctx.settings.eta))
+    return make_ladder(ctx.space, name, int(ctx.settings.eta), str(ctx.settings.promotion))
 
 
 def propose(strategy: Strategy, ctx: Context) -> Proposals:
