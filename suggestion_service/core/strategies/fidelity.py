@@ -3,10 +3,11 @@
 With ``resource_name`` set, a batch is filled in two steps (Li et al. 2020, ASHA; Falkner et al.
 2018, BOHB):
 
-1. **Promotions** first: every configuration in the top ``1/eta`` of a rung's completed trials
+1. **Promotions** first: a configuration in the top ``1/eta`` of a rung's completed trials
    that is on no higher rung yet runs again with the next rung's budget (same other assignments),
-   highest rungs first (asha.py's rules; never twice, since everything is rebuilt from the
-   request).
+   highest rungs first, at most ``floor(n / eta)`` from a rung of ``n`` completions with the
+   default ``promotion: delayed`` (asha.py's rules; never twice, since everything is rebuilt from
+   the request).
 2. **New configurations** fill the remaining slots, at the lowest rung's budget. They come from
    the algorithm itself, run on the *configuration space* (the space without the budget) with
    a history of configurations and values: gp-bo's GP, dcsa-bo's mix, DC's recombination of
