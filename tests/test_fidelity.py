@@ -81,12 +81,30 @@ def test_a_promotion_is_never_repeated_while_it_runs_or_after_it_failed() -> Non
         assert got[1]["epochs"] == "1"  # top 2 of 6 both on rung 1: a new configuration
 
 
+def test_the_promotion_setting_reaches_the_rungs() -> None:
+    def row(x: float, epochs: int) -> dict[str, str]:
+        return {"a__x": str(x), "a__k": "p", "b__y": "0.7", "epochs": str(epochs)}
+
+    # nine on rung 0, their best three running on rung 1, then three better ones on rung 0
+    trials = [trial(f"t{i}", row(i / 10, 1), loss=float(i)) for i in range(9)]
+    trials += [trial(f"u{i}", row(i / 10, 3), state=TrialState.RUNNING) for i in range(3)]
+    trials += [trial(f"n{i}", row(0.05 + i / 100, 1), loss=float(i - 3)) for i in range(3)]
+    # 12 completions, top 4: ASHA's rule promotes the three newcomers
+    asha = call("random", SPACE, trials, 4, settings={**ASHA, "promotion": "asha"})
+    assert [s.origin for s in asha.suggestions] == ["promotion"] * 3 + ["random"]
+    # delayed (the default): floor(12 / 3) = 4 promotions in all, 3 made, so one
+    delayed = call("random", SPACE, trials, 4, settings=ASHA)
+    assert [s.origin for s in delayed.suggestions] == ["promotion"] + ["random"] * 3
+    assert delayed.suggestions[0].assignments == row(0.05, 3)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"resource_name": "nope"}, "nope"),
         ({"resource_name": "a__k"}, "int or double"),
         ({"resource_name": "epochs", "eta": "1"}, "must be in [2, 16]"),
+        ({"resource_name": "epochs", "promotion": "eager"}, "'delayed', 'asha'"),
     ],
 )
 def test_bad_asha_settings_name_the_field(settings: dict[str, str], message: str) -> None:

@@ -127,6 +127,10 @@ BAD_EXPERIMENTS = {
         pb_experiment(settings={"resource_name": "lr", "eta": "1"}),
         "spec.algorithm.algorithmSettings[eta]",
     ),
+    "ASHA promotion unknown": (
+        pb_experiment(settings={"resource_name": "lr", "promotion": "eager"}),
+        "spec.algorithm.algorithmSettings[promotion]",
+    ),
     "duplicate names": (pb_experiment(_with(MIXED, 1, name="lr")), "spec.parameters[1].name"),
     "missing objective metric": (pb_experiment(metric=""), "spec.objective.objectiveMetricName"),
     "no parameters": (pb_experiment([]), "spec.parameters"),
