@@ -440,7 +440,10 @@ class SABO(_Grouped):
 
 class DCSABO(_Grouped):
     name = "dcsa-bo"
-    summary = "Subnetwork-partitioned GP BO sharing slots among BO, SA and DC by their success."
+    summary = (
+        "GP BO whose acquisition search also starts from DC's recombinations of the top "
+        "trials (mix joint); mix adaptive or fixed share slots among BO, SA and DC."
+    )
     settings = SettingsTable.of(DCSASettings)
 
     def plan(self, batch: Batch, model: Surrogate) -> Iterator[SlotPolicy]:
