@@ -39,6 +39,55 @@ def test_gradient_matches_finite_differences(groups: list[list[int]], nu: float)
         assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
 
 
+def _scaled_data() -> tuple[AdditiveGP, np.ndarray, np.ndarray]:
+    """Two copies of a 2-d configuration and a weight column w: f(x) + w * g(x)."""
+    rng = np.random.default_rng(4)
+    cfg = rng.random((30, 2))
+    w = rng.choice([0.0, 0.25, 1.0], 30)
+    x = np.hstack([cfg, cfg, w[:, None]])
+    y = np.sin(3 * cfg[:, 0]) + w * (1.0 + np.cos(4 * cfg[:, 1]))
+    y = (y - y.mean()) / y.std()
+    return AdditiveGP([[0, 1], [2, 3]], 5, nu=2.5, scaled_by=[None, 4]), x, y
+
+
+def test_scaled_group_gradients_match_finite_differences() -> None:
+    model, x, y = _scaled_data()
+    rng = np.random.default_rng(5)
+    theta = rng.normal(0, 0.5, 5 + 2 + 1)
+    theta[-1] = math.log(1e-2)
+    _, grad = model.neg_log_posterior(theta, x, y)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = 1e-6
+        fd = (
+            model.neg_log_posterior(theta + e, x, y)[0]
+            - model.neg_log_posterior(theta - e, x, y)[0]
+        ) / 2e-6
+        assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
+    post = model.condition(x, y, model._unpack(theta))
+    q = np.hstack([rng.random((4, 4)), rng.random((4, 1))])
+    mean, var, dmean, dvar = post.predict_with_grad(q)
+    assert np.allclose((mean, var), post.predict(q))
+    for j in range(5):
+        e = np.zeros_like(q)
+        e[:, j] = 1e-6
+        (mu_up, v_up), (mu_dn, v_dn) = post.predict(q + e), post.predict(q - e)
+        assert np.allclose(dmean[:, j], (mu_up - mu_dn) / 2e-6, rtol=1e-4, atol=1e-5), j
+        assert np.allclose(dvar[:, j], (v_up - v_dn) / 2e-6, rtol=1e-4, atol=1e-5), j
+
+
+def test_a_scaled_group_vanishes_where_its_weight_is_zero() -> None:
+    model, x, y = _scaled_data()
+    post = model.condition(x, y, model.fit(x, y))
+    q = np.hstack([np.random.default_rng(6).random((6, 4)), np.zeros((6, 1))])
+    assert np.allclose(post.component_mean(q, 1), 0.0)
+    assert np.allclose(post.mean(q), post.component_mean(q, 0))
+    # the unscaled group recovers f(x) = sin(3 x0) up to the standardisation
+    assert np.corrcoef(post.mean(q), np.sin(3 * q[:, 0]))[0, 1] > 0.9
+    with pytest.raises(ValueError, match="scaled_by"):
+        AdditiveGP([[0], [1]], 3, scaled_by=[None])
+
+
 def test_posterior_interpolates_and_is_uncertain_far_away() -> None:
     x = np.linspace(0, 1, 8)[:, None]
     y = np.sin(6 * x[:, 0])

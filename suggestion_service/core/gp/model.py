@@ -4,10 +4,14 @@ k(x, x') = sum_g s_g * Matern_nu(r_g(x, x')) + noise * I,
 r_g^2 = sum_{j in g, numeric} ((x_j - x'_j) / l_j)^2
       + sum_{j in g, categorical} [x_j != x'_j] / l_j^2
 
-With a single group holding every feature this is the usual full-space GP. Numeric features are
-warped positions in [0, 1]; a categorical feature is the category's index, compared by equality
-with one length-scale per parameter (the Hamming-style kernel of Optuna's GPSampler), so a
-categorical with many choices costs one hyperparameter, not one per choice.
+With a single group holding every feature this is the usual full-space GP. A group may also be
+*scaled* by a feature column w: its term becomes w(x) * w(x') * s_g * Matern(...), a function
+that is w times a GP (ASHA's budget model uses it for the part of a learning curve that
+vanishes at the full budget, as FABOLAS's basis functions do, Klein et al. 2017).
+
+Numeric features are warped positions in [0, 1]; a categorical feature is the category's index,
+compared by equality with one length-scale per parameter (the Hamming-style kernel of Optuna's
+GPSampler), so a categorical with many choices costs one hyperparameter, not one per choice.
 
 Hyperparameters are fitted by maximising the log marginal likelihood plus log-normal priors (MAP),
 with analytic gradients and L-BFGS-B from several starts; outputs are standardised (and warped,
@@ -123,6 +127,8 @@ class AdditiveGP:
         n_features: total number of feature columns.
         categorical: which feature columns hold category indices (default: none).
         nu: the Matern smoothness, 2.5 (twice differentiable) or 1.5 (once).
+        scaled_by: per group, None or the feature column w whose values scale that group's
+            term by w(x) w(x') (default: none scaled). The column should be in no group.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class AdditiveGP:
         categorical: NDArray[np.bool_] | None = None,
         *,
         nu: float = 2.5,
+        scaled_by: Sequence[int | None] | None = None,
     ) -> None:
         if nu not in NUS:
             raise ValueError(f"nu must be one of {NUS}, got {nu}")
@@ -143,12 +150,30 @@ class AdditiveGP:
         self.categorical = (
             np.zeros(n_features, dtype=bool) if categorical is None else np.asarray(categorical)
         )
+        self.scaled_by = [None] * len(self.groups) if scaled_by is None else list(scaled_by)
+        if len(self.scaled_by) != len(self.groups):
+            raise ValueError("scaled_by needs one entry per group")
+        for c in self.scaled_by:
+            if c is not None and (not 0 <= c < n_features or self.categorical[c]):
+                raise ValueError(f"scaled_by column {c} is not a numeric feature column")
+
+    def _scale(self, a: FloatArray, b: FloatArray, k: int) -> FloatArray | float:
+        """w(a) w(b)^T for a scaled group ``k``, else 1."""
+        c = self.scaled_by[k]
+        return 1.0 if c is None else np.outer(a[:, c], b[:, c])
+
+    def prior_variance(self, xq: FloatArray, hp: Hyperparameters) -> FloatArray:
+        """k(x, x) at each row of ``xq`` (without noise)."""
+        out = np.zeros(xq.shape[0])
+        for k, c in enumerate(self.scaled_by):
+            out += hp.scales[k] * (1.0 if c is None else xq[:, c] ** 2)
+        return out
 
     # ---- kernel ----------------------------------------------------------------------------
     def component(self, a: FloatArray, b: FloatArray, hp: Hyperparameters, k: int) -> FloatArray:
         g = self.groups[k]
         r = np.sqrt(_sq_dist(a[:, g], b[:, g], self.categorical[g], hp.lengthscales[g]))
-        return np.asarray(hp.scales[k] * _matern(r, self.nu)[0])
+        return np.asarray(hp.scales[k] * _matern(r, self.nu)[0] * self._scale(a, b, k))
 
     def kernel(self, a: FloatArray, b: FloatArray, hp: Hyperparameters) -> FloatArray:
         out = np.zeros((a.shape[0], b.shape[0]))
@@ -205,6 +230,8 @@ class AdditiveGP:
             ls, cat = hp.lengthscales[g], self.categorical[g]
             r = np.sqrt(_sq_dist(x[:, g], x[:, g], cat, ls))
             m, a = _matern(r, self.nu)  # dk/dlog(l_j) = s * a * d_j^2 / l_j^2
+            w = self._scale(x, x, gi)
+            m, a = m * w, a * w
             k += hp.scales[gi] * m
             pieces.append((m, a))
         k[np.diag_indices(n)] += hp.noise + _JITTER
@@ -343,7 +370,6 @@ class Posterior:
                     raise
                 k[np.diag_indices_from(k)] += jitter
         self.alpha = cho_solve((self.chol, True), resid, check_finite=False)
-        self.prior_var = float(hp.scales.sum())
 
     def _prior(self, xq: FloatArray) -> FloatArray | float:
         return 0.0 if self.prior_mean is None else self.prior_mean(xq)
@@ -353,7 +379,7 @@ class Posterior:
         ks = self.model.kernel(xq, self.x, self.hp)
         mean = ks @ self.alpha + self._prior(xq)
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
-        var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)
+        var = np.maximum(self.model.prior_variance(xq, self.hp) - (v * v).sum(0), 1e-12)
         return mean, var
 
     def mean(self, xq: FloatArray) -> FloatArray:
@@ -371,16 +397,23 @@ class Posterior:
         q = xq.shape[0]
         ks = np.zeros((q, x.shape[0]))
         parts = []
+        scaled_parts = []
         for k, g in enumerate(model.groups):
             ls, cat = hp.lengthscales[g], model.categorical[g]
             r = np.sqrt(_sq_dist(xq[:, g], x[:, g], cat, ls))
             m, a = _matern(r, model.nu)
+            w = model._scale(xq, x, k)
+            m, a = m * w, a * w
             ks += hp.scales[k] * m
-            # dk/dx_j = -s a(r) (x_j - X_j) / l_j^2
+            # dk/dx_j = -s a(r) (x_j - X_j) / l_j^2; for a scaled group, dk/dw(xq) = s m / w(xq)
             parts.append((g, -hp.scales[k] * a))
+            c = model.scaled_by[k]
+            if c is not None:
+                unscaled = hp.scales[k] * _matern(r, model.nu)[0] * x[:, c][None, :]
+                scaled_parts.append((c, unscaled, 2.0 * hp.scales[k] * xq[:, c]))
         mean = ks @ self.alpha + self._prior(xq)
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
-        var = np.maximum(self.prior_var - (v * v).sum(0), 1e-12)
+        var = np.maximum(self.model.prior_variance(xq, self.hp) - (v * v).sum(0), 1e-12)
         beta = solve_triangular(self.chol, v, lower=True, trans="T", check_finite=False).T
         dmean = np.zeros_like(xq) if self.prior_mean is None else self.prior_mean.grad(xq)
         dvar = np.zeros_like(xq)
@@ -393,7 +426,10 @@ class Posterior:
             aa = a @ self.alpha
             dmean[:, num] += (xg * aa[:, None] - a @ (self.alpha[:, None] * xtr)) * inv_l2
             wb = beta * a
-            dvar[:, num] = -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
+            dvar[:, num] += -2.0 * (xg * wb.sum(1)[:, None] - wb @ xtr) * inv_l2
+        for c, dks, dprior in scaled_parts:
+            dmean[:, c] += dks @ self.alpha
+            dvar[:, c] += dprior - 2.0 * (beta * dks).sum(1)
         return mean, var, dmean, dvar
 
     def component_mean(self, xq: FloatArray, k: int) -> FloatArray:

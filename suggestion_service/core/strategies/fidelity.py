@@ -18,16 +18,17 @@ The history of configurations is the model-based setting ``asha_model``:
 
 - ``rung`` (BOHB's choice, Falkner et al. 2018): the completed trials of the highest rung that
   has enough of them;
-- ``budget`` (MOBSTER's, Klein et al. 2020, as a projection): one GP over the configuration and
-  the log budget is fitted on every completed trial, and each configuration's value is that
-  GP's mean at the full budget. Low rungs then inform the model without their early ranking
-  standing in for the final one.
+- ``curve`` (the default) and ``budget`` (MOBSTER's, Klein et al. 2020, as a projection): one GP
+  over the configuration and the budget is fitted on every completed trial, and each
+  configuration's value is that GP's mean at the full budget (:class:`FullBudgetModel`). Low
+  rungs then inform the model without their early ranking standing in for the final one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,8 +114,9 @@ def propose(strategy: Strategy, ctx: Context) -> Proposals:
 
 
 def full_budget_model(state: RungState, ctx: Context) -> FullBudgetModel | None:
-    """The ``budget`` model when ``asha_model`` asks for it and it can be fitted, else None."""
-    if getattr(ctx.settings, "asha_model", "rung") != "budget":  # random has no model
+    """The full-budget model (``asha_model`` curve or budget) when it can be fitted, else
+    None (``rung``, random, too few completions)."""
+    if getattr(ctx.settings, "asha_model", "rung") == "rung":  # random has no model
         return None
     return FullBudgetModel.fit(state, ctx.settings, ctx.seed)
 
@@ -126,16 +128,24 @@ def training_set(state: RungState, model: FullBudgetModel | None) -> TrainingSet
 
 @dataclass(frozen=True)
 class FullBudgetModel:
-    """A GP over the configuration and the log budget, read at the full budget.
+    """A GP over the configuration and the budget, read at the full budget.
 
-    One Matern ARD component (the ``kernel`` setting) over the configuration's features and the
-    budget on a log scale, fitted on every completed trial (at most ``max_fit_points`` for its
-    hyperparameters and ``max_condition_points`` for its posterior, as gp-bo's own model).
+    Fitted on every completed trial (at most ``max_fit_points`` for its hyperparameters and
+    ``max_condition_points`` for its posterior, as gp-bo's own model), with the ``kernel``
+    setting's Matern, in one of two forms (``asha_model``):
+
+    - ``curve``: value(x, b) = f(x) + w(b) g(x), f and g ARD GPs over the configuration's
+      features and w(b) = d(b)^2, d(b) = log(full / b) / log(full / lowest): 1 at the lowest rung,
+      0 at the full budget. The full budget reads f alone; what low budgets add (a learning
+      curve's distance to its end, large for slow learners) is g's, scaled down as the budget
+      grows, the shape of FABOLAS's basis functions (Klein et al. 2017) on a log budget.
+    - ``budget``: one ARD component over the configuration's features and the log budget.
     """
 
     ladder: Ladder
     space: SearchSpace  # the budget on a log scale
     posterior: Posterior
+    kind: str = "curve"
 
     @classmethod
     def fit(cls, state: RungState, settings: GPSettings, seed: int) -> FullBudgetModel | None:
@@ -145,17 +155,13 @@ class FullBudgetModel:
         every = budget_training_set(state)
         if not every.enough:
             return None
+        kind = str(settings.asha_model)
         space = budget_log_space(ladder)
         try:
             warp = OutputWarp.fit(every.y, power=settings.output_warping == "power")
             ys = warp(every.y)
-            x = space.features(every.x)
-            gp = AdditiveGP(
-                [list(range(space.n_features))],
-                space.n_features,
-                space.categorical_mask,
-                nu=kernel_nu(settings),
-            )
+            x = _features(ladder, space, every.x, kind)
+            gp = _model(ladder, space, kind, kernel_nu(settings))
             fit_idx = subset(ys, settings.max_fit_points, seed + 2)
             cond_idx = subset(ys, settings.max_condition_points, seed + 3)
             hp = gp.fit(x[fit_idx], ys[fit_idx], seed=seed)
@@ -163,13 +169,14 @@ class FullBudgetModel:
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
             log.warning("ASHA budget model failed, using the rung's completions: %s", exc)
             return None
-        return cls(ladder, space, post)
+        return cls(ladder, space, post, kind)
 
     def at_full_budget(self, rows: FloatArray) -> FloatArray:
         """The posterior mean of each typed row with its budget set to the full budget."""
         rows = np.array(rows, dtype=np.float64, copy=True)
         rows[:, self.ladder.column] = self.ladder.budgets[-1]
-        return np.asarray(self.posterior.mean(self.space.features(rows)), dtype=np.float64)
+        x = _features(self.ladder, self.space, rows, self.kind)
+        return np.asarray(self.posterior.mean(x), dtype=np.float64)
 
     def training_set(self, state: RungState) -> TrainingSet:
         """Every configuration completed on some rung, represented by its trial on its highest
@@ -185,6 +192,35 @@ class FullBudgetModel:
         return TrainingSet(rung=None, x=rows, y=y, enough=True, index=index)
 
 
+def curve_weight(ladder: Ladder, rows: FloatArray) -> FloatArray:
+    """w(b) = d(b)^2 of each typed row, d = log(full / b) / log(full / lowest) (at least 0)."""
+    lo, hi = ladder.budgets[0], ladder.budgets[-1]
+    b = np.maximum(rows[:, ladder.column], np.finfo(np.float64).tiny)
+    d = np.maximum(np.log(hi / b) / math.log(hi / lo), 0.0)
+    return np.asarray(d * d)
+
+
+def _features(ladder: Ladder, space: SearchSpace, rows: FloatArray, kind: str) -> FloatArray:
+    """The model's inputs: the space's features (``budget``), or the configuration's features
+    twice (for f and for g) and w(b) (``curve``)."""
+    f = space.features(rows)
+    if kind == "budget":
+        return f
+    cfg = np.delete(f, ladder.column, axis=1)
+    return np.hstack([cfg, cfg, curve_weight(ladder, rows)[:, None]])
+
+
+def _model(ladder: Ladder, space: SearchSpace, kind: str, nu: float) -> AdditiveGP:
+    cat = space.categorical_mask
+    if kind == "budget":
+        return AdditiveGP([list(range(space.n_features))], space.n_features, cat, nu=nu)
+    cfg_cat = np.delete(cat, ladder.column)
+    q = len(cfg_cat)
+    mask = np.concatenate([cfg_cat, cfg_cat, [False]])
+    groups = [list(range(q)), list(range(q, 2 * q))]
+    return AdditiveGP(groups, 2 * q + 1, mask, nu=nu, scaled_by=[None, 2 * q])
+
+
 def budget_log_space(ladder: Ladder) -> SearchSpace:
     """The space with its budget parameter on a log scale (rungs evenly spaced for eta^k)."""
     params = list(ladder.space.parameters)
@@ -197,6 +233,7 @@ def budget_log_space(ladder: Ladder) -> SearchSpace:
 __all__ = [
     "FullBudgetModel",
     "budget_log_space",
+    "curve_weight",
     "full_budget_model",
     "ladder_of",
     "propose",

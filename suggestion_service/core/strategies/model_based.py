@@ -167,12 +167,13 @@ class GPSettings(CommonSettings):
     asha_model: str = spec(
         choice_setting(
             "asha_model",
-            "budget",
-            "With resource_name: the history new configurations are proposed from; budget (a "
-            "GP over the configuration and the log budget, fitted on every completion, gives "
-            "each configuration's value at the full budget) or rung (BOHB: the completions of "
-            "the highest rung that has enough of them).",
-            ("rung", "budget"),
+            "curve",
+            "With resource_name: the history new configurations are proposed from. curve: one "
+            "GP, value = f(config) + w(budget) * g(config) with w falling to 0 at the full "
+            "budget, fitted on every completion, gives each configuration's value f at the full "
+            "budget; budget: the same from one GP over the configuration and the log budget; "
+            "rung (BOHB): the completions of the highest rung that has enough of them.",
+            ("curve", "budget", "rung"),
         )
     )
     max_model_slots: int = spec(
