@@ -16,7 +16,11 @@ from suggestion_service.core.asha import RungState, build_rung_state, make_ladde
 from suggestion_service.core.errors import InvalidSettingError
 from suggestion_service.core.history import TrialState
 from suggestion_service.core.registry import get_strategy
-from suggestion_service.core.strategies.fidelity import FullBudgetModel, training_set
+from suggestion_service.core.strategies.fidelity import (
+    FullBudgetModel,
+    curve_weight,
+    training_set,
+)
 
 from .helpers import call, run_loop, space_from, trial
 
@@ -149,11 +153,21 @@ STATE = _curve_state(
 )
 
 
-def test_budget_model_values_each_configuration_once_at_the_full_budget() -> None:
-    model = FullBudgetModel.fit(STATE, GP_SETTINGS, seed=0)
-    assert model is not None
+def test_curve_weight_falls_from_one_at_the_lowest_rung_to_zero_at_the_full_budget() -> None:
+    rows = np.array([[0.5, b] for b in (1, 3, 9, 27)], dtype=np.float64)
+    assert np.allclose(curve_weight(CURVE_LADDER, rows), [1.0, 4 / 9, 1 / 9, 0.0])
+
+
+@pytest.mark.parametrize("kind", ["curve", "budget"])
+def test_budget_model_values_each_configuration_once_at_the_full_budget(kind: str) -> None:
+    settings = dataclasses.replace(GP_SETTINGS, asha_model=kind)
+    model = FullBudgetModel.fit(STATE, settings, seed=0)
+    assert model is not None and model.kind == kind
+    if kind == "curve":  # f over the configuration, plus g over it scaled by w(b)
+        assert GP_SETTINGS.asha_model == "curve"  # the default
+        assert model.posterior.model.scaled_by == [None, 2]
     assert model.posterior.model.nu == 2.5  # the kernel ASHA keeps unless told otherwise
-    told = dataclasses.replace(GP_SETTINGS, kernel="matern32")
+    told = dataclasses.replace(settings, kernel="matern32")
     other = FullBudgetModel.fit(STATE, told, seed=0)
     assert other is not None and other.posterior.model.nu == 1.5
     data = model.training_set(STATE)
@@ -182,7 +196,7 @@ def test_budget_model_needs_enough_completions_and_falls_back_to_the_rung() -> N
 
 @pytest.mark.parametrize("algorithm", ["gp-bo", "dcsa-bo"])
 def test_rung_model_runs_asha_without_repeating_a_rung(algorithm: str) -> None:
-    """asha_model=rung (BOHB's choice; the default is budget, run by the tests above)."""
+    """asha_model=rung (BOHB's choice; the default is curve, run by the tests above)."""
     settings = {**ASHA, "asha_model": "rung"}
     trials = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=settings)
     budgets: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -193,7 +207,7 @@ def test_rung_model_runs_asha_without_repeating_a_rung(algorithm: str) -> None:
     assert sum(len(seen) - 1 for seen in budgets.values()) >= 5
     again = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=settings)
     assert [t.assignments for t in again] == [t.assignments for t in trials]
-    # the default (budget) model proposes other new configurations from the same start
+    # the default (curve) model proposes other new configurations from the same start
     default = run_loop(algorithm, SPACE, _f, budget=40, batch=2, seed=1, settings=ASHA)
     assert [t.assignments for t in default] != [t.assignments for t in trials]
 
