@@ -401,16 +401,17 @@ class Posterior:
         for k, g in enumerate(model.groups):
             ls, cat = hp.lengthscales[g], model.categorical[g]
             r = np.sqrt(_sq_dist(xq[:, g], x[:, g], cat, ls))
-            m, a = _matern(r, model.nu)
+            m0, a = _matern(r, model.nu)
             w = model._scale(xq, x, k)
-            m, a = m * w, a * w
+            m, a = m0 * w, a * w
             ks += hp.scales[k] * m
-            # dk/dx_j = -s a(r) (x_j - X_j) / l_j^2; for a scaled group, dk/dw(xq) = s m / w(xq)
+            # dk/dx_j = -s a(r) (x_j - X_j) / l_j^2; for a group scaled by column c,
+            # dk/dxq_c = s Matern(r) w(X) and d k(xq, xq) / dxq_c = 2 s w(xq)
             parts.append((g, -hp.scales[k] * a))
             c = model.scaled_by[k]
             if c is not None:
-                unscaled = hp.scales[k] * _matern(r, model.nu)[0] * x[:, c][None, :]
-                scaled_parts.append((c, unscaled, 2.0 * hp.scales[k] * xq[:, c]))
+                dks = hp.scales[k] * m0 * x[:, c][None, :]
+                scaled_parts.append((c, dks, 2.0 * hp.scales[k] * xq[:, c]))
         mean = ks @ self.alpha + self._prior(xq)
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
         var = np.maximum(self.model.prior_variance(xq, self.hp) - (v * v).sum(0), 1e-12)
