@@ -212,3 +212,17 @@ def pb_request(
     )
     req.trials.extend(pb_trial(t) for t in trials)
     return req
+
+
+def assert_likelihood_gradient(model: Any, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """``model.neg_log_posterior``'s analytic gradient at ``theta`` matches central finite
+    differences (step 1e-6) in every coordinate, to rel 1e-4 / abs 1e-5."""
+    import pytest
+
+    _, grad = model.neg_log_posterior(theta, x, y)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = 1e-6
+        up = model.neg_log_posterior(theta + e, x, y)[0]
+        down = model.neg_log_posterior(theta - e, x, y)[0]
+        assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-5), i

@@ -15,7 +15,7 @@ from suggestion_service.core.gp.optimize import Objective, maximize
 from suggestion_service.core.gp.transform import OutputWarp
 from suggestion_service.core.space import FloatArray
 
-from .helpers import call, random_trials, space_from, trial
+from .helpers import assert_likelihood_gradient, call, random_trials, space_from, trial
 
 MIXED_SPACE = space_from(
     [
@@ -210,15 +210,7 @@ def test_likelihood_gradient_with_categoricals_matches_finite_differences() -> N
     model = AdditiveGP([[0, 1], [2]], 3, np.array([False, True, False]))
     theta = rng.normal(0, 0.5, 3 + 2 + 1)
     theta[-1] = math.log(1e-2)
-    _, grad = model.neg_log_posterior(theta, x, y)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = 1e-6
-        fd = (
-            model.neg_log_posterior(theta + e, x, y)[0]
-            - model.neg_log_posterior(theta - e, x, y)[0]
-        ) / 2e-6
-        assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
+    assert_likelihood_gradient(model, theta, x, y)
 
 
 def test_a_failed_fit_still_gives_model_based_points(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from suggestion_service.core.gp.acquisition import acquisition, log_h
 from suggestion_service.core.gp.model import AdditiveGP, CentredBowl
 from suggestion_service.core.history import Goal
 
-from .helpers import best, run_loop, space_from
+from .helpers import assert_likelihood_gradient, best, run_loop, space_from
 
 
 @pytest.mark.parametrize("nu", [2.5, 1.5])
@@ -27,16 +27,7 @@ def test_gradient_matches_finite_differences(groups: list[list[int]], nu: float)
     model = AdditiveGP(groups, 4, nu=nu)
     theta = rng.normal(0, 0.5, 4 + len(groups) + 1)
     theta[-1] = math.log(1e-2)
-    _, grad = model.neg_log_posterior(theta, x, y)
-    eps = 1e-6
-    for i in range(theta.size):
-        up, down = theta.copy(), theta.copy()
-        up[i] += eps
-        down[i] -= eps
-        fd = (model.neg_log_posterior(up, x, y)[0] - model.neg_log_posterior(down, x, y)[0]) / (
-            2 * eps
-        )
-        assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
+    assert_likelihood_gradient(model, theta, x, y)
 
 
 def _scaled_data() -> tuple[AdditiveGP, np.ndarray, np.ndarray]:
@@ -55,15 +46,7 @@ def test_scaled_group_gradients_match_finite_differences() -> None:
     rng = np.random.default_rng(5)
     theta = rng.normal(0, 0.5, 5 + 2 + 1)
     theta[-1] = math.log(1e-2)
-    _, grad = model.neg_log_posterior(theta, x, y)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = 1e-6
-        fd = (
-            model.neg_log_posterior(theta + e, x, y)[0]
-            - model.neg_log_posterior(theta - e, x, y)[0]
-        ) / 2e-6
-        assert grad[i] == pytest.approx(fd, rel=1e-4, abs=1e-5), i
+    assert_likelihood_gradient(model, theta, x, y)
     post = model.condition(x, y, model._unpack(theta))
     q = np.hstack([rng.random((4, 4)), rng.random((4, 1))])
     mean, var, dmean, dvar = post.predict_with_grad(q)
