@@ -28,7 +28,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.multi_fidelity import FULL, curve, first_reach, grid, median_curve
+from benchmarks.multi_fidelity import FULL, budget_ratio, curve, grid, median_curve
 
 
 def best_at(run: dict[str, Any], budget: float) -> float:
@@ -79,6 +79,7 @@ def ratios(runs: Sequence[dict[str, Any]]) -> str:
         "('<': never reached)",
         "arm".ljust(w) + "".join(f"{p[:14]:>15}" for p in problems) + f"{'median':>10}",
     ]
+    full = {p: median_curve(cells[(p, FULL)], at) for p in problems}
     for arm in arms:
         values, texts = [], []
         for p in problems:
@@ -86,12 +87,9 @@ def ratios(runs: Sequence[dict[str, Any]]) -> str:
                 values.append(math.nan)
                 texts.append("-")
                 continue
-            full = median_curve(cells[(p, FULL)], at)
-            target = float(full[-1])
-            t_full = first_reach(full, at, target) or budget
-            reach = first_reach(median_curve(cells[(p, arm)], at), at, target)
-            values.append(t_full / (reach or budget))
-            texts.append(f"{values[-1]:.2f}" if reach else f"<{values[-1]:.2f}")
+            ratio, reach = budget_ratio(full[p], median_curve(cells[(p, arm)], at), at, budget)
+            values.append(ratio)
+            texts.append(f"{ratio:.2f}" if reach else f"<{ratio:.2f}")
         med = statistics.median(values) if not any(map(math.isnan, values)) else math.nan
         lines.append(arm.ljust(w) + "".join(f"{t:>15}" for t in texts) + f"{med:10.2f}")
     return "\n".join(lines)

@@ -424,6 +424,19 @@ def first_reach(med: np.ndarray, at: np.ndarray, target: float) -> float | None:
     return float(at[hit[0]]) if len(hit) else None
 
 
+def budget_ratio(
+    full_med: np.ndarray, med: np.ndarray, at: np.ndarray, budget: float
+) -> tuple[float, float | None]:
+    """The benchmark's ratio of an arm's median curve ``med`` to the full-budget arm's
+    ``full_med`` (both read at ``at``): the budget at which ``full_med`` reaches its own final
+    value / the budget at which ``med`` does (``budget`` when never: then the ratio is a
+    bound), and the arm's budget to that target (None when never)."""
+    target = float(full_med[-1])
+    t_full = first_reach(full_med, at, target) or budget
+    reach = first_reach(med, at, target)
+    return t_full / (reach or budget), reach
+
+
 @dataclass(frozen=True)
 class Cell:
     """One arm on one problem: its median final best, budget to the target, ratio."""
@@ -468,8 +481,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> tuple[list[Cell], dict[str, Any
             med = median_curve(rs, at)
             finite = med[~np.isnan(med)]
             final = float(finite[-1]) if len(finite) else math.nan
-            reach = first_reach(med, at, target)
-            ratio = t_full / reach if reach else t_full / budget
+            ratio, reach = budget_ratio(full_med, med, at, budget)
             at_hb = math.nan
             if hb_budget is not None:
                 j = min(int(np.searchsorted(at, hb_budget - 1e-9)), len(at) - 1)
