@@ -3,7 +3,10 @@ Suggestion calls are bounded (RESOURCE_EXHAUSTED beyond ``max_concurrent_rpcs``)
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
@@ -69,20 +71,55 @@ def _flood(port: int, n: int) -> tuple[list[threading.Thread], list[grpc.StatusC
     return threads, codes
 
 
-def _probe_latencies(port: int, n: int, pause: float = 0.02) -> list[float]:
+#: The probe runs in its own process, as the kubelet's does: a client in the test's process
+#: would compete with the server's threads for the GIL and measure itself, not the server.
+_PROBER = r"""
+import json, sys, time
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+port, n, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    stub = health_pb2_grpc.HealthStub(channel)
+    stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)  # connect first
+    print("ready", flush=True)
+    sys.stdin.readline()
     out = []
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)  # connect first
-        for _ in range(n):
-            start = time.perf_counter()
-            reply = stub.Check(
-                health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), timeout=1
-            )
-            out.append(time.perf_counter() - start)
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            time.sleep(pause)
-    return out
+    for _ in range(n):
+        start = time.perf_counter()
+        reply = stub.Check(
+            health_pb2.HealthCheckRequest(service="manager.v1beta1.Suggestion"), timeout=1
+        )
+        out.append(time.perf_counter() - start)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            sys.exit(f"status {reply.status}")
+        time.sleep(pause)
+print(json.dumps(out), flush=True)
+"""
+
+
+class _Prober:
+    """A health-probe client in a subprocess, connected before the load starts."""
+
+    def __init__(self, port: int, n: int, pause: float = 0.02) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBER, str(port), str(n), str(pause)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise AssertionError(f"prober did not connect: {line!r} {self.proc.stderr.read()}")
+
+    def measure(self) -> list[float]:
+        """Probe now; the latency of each Check, in seconds."""
+        out, err = self.proc.communicate("go\n", timeout=60)
+        assert self.proc.returncode == 0, err
+        return [float(v) for v in json.loads(out)]
 
 
 def _wait_for(cond: Callable[[], bool], timeout: float = 10) -> None:
@@ -98,11 +135,12 @@ def test_calls_beyond_the_bound_are_refused_and_probes_still_answer(
     srv, behaviour = server
     release = threading.Event()
     behaviour["work"] = lambda: release.wait(30)
+    prober = _Prober(srv.port, 10)
     threads, codes = _flood(srv.port, 8)
     # WORKERS compute (blocked), LIMIT - WORKERS wait for a worker, the rest are refused at once
     _wait_for(lambda: behaviour["running"] == WORKERS and len(codes) == 8 - LIMIT)
     assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * (8 - LIMIT)
-    latencies = _probe_latencies(srv.port, 10)
+    latencies = prober.measure()
     assert max(latencies) < 0.1, latencies
     # Katib counts any ValidateAlgorithmSettings code but INVALID_ARGUMENT, UNKNOWN and
     # UNAVAILABLE as "valid": a busy Validate must be UNAVAILABLE, which it retries
@@ -130,16 +168,22 @@ def test_probes_answer_while_workers_hold_the_gil(
     """Pure-Python work holds the GIL: the probe still gets a thread and a turn quickly."""
     srv, behaviour = server
 
-    def spin() -> None:
-        end = time.perf_counter() + 3.0
+    done = threading.Event()
+
+    def spin() -> None:  # until every probe has answered (at most 30 s)
+        end = time.perf_counter() + 30.0
         x = 0
-        while time.perf_counter() < end:
+        while not done.is_set() and time.perf_counter() < end:
             x += 1
 
     behaviour["work"] = spin
+    prober = _Prober(srv.port, 20, pause=0.05)
     threads, codes = _flood(srv.port, 6)
     _wait_for(lambda: behaviour["running"] == WORKERS)
-    latencies = _probe_latencies(srv.port, 20, pause=0.05)
+    try:
+        latencies = prober.measure()
+    finally:
+        done.set()
     for t in threads:
         t.join(30)
     assert max(latencies) < 1.0, latencies  # Kubernetes' probe timeout
