@@ -8,7 +8,8 @@ median final best / the arm's budget to reach it; ``<`` a bound) and its median 
 
     python -m benchmarks.multi_fidelity --set tune --seeds 5 \\
         --variant dcsa-bo-asha:asha_model=rung --out /tmp/mf-tune --no-plot
-    python -m benchmarks.mf_screen /tmp/mf-tune/runs.json --at 10 20 30
+    python -m benchmarks.mf_screen /tmp/mf-tune/runs.json --at 10 20 30 \\
+        --pair dcsa-bo-asha dcsa-bo-asha+asha_model=rung
 """
 
 from __future__ import annotations
@@ -95,14 +96,45 @@ def ratios(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def pairs(runs: Sequence[dict[str, Any]], base: str, arm: str, budgets: Sequence[float]) -> str:
+    """Per (problem, seed) pair run by both arms: how often ``arm``'s best full-budget value
+    is lower than ``base``'s at each budget, and the geometric mean of arm / base."""
+    by = {(r["problem"], r["seed"], r["arm"]): r for r in runs}
+    keys = sorted({(p, s) for p, s, a in by if a == base and (p, s, arm) in by})
+    if not keys:
+        return f"no (problem, seed) pair has both {base!r} and {arm!r}"
+    lines = [f"{arm} against {base}, per (problem, seed) pair ({len(keys)} pairs)"]
+    for budget in budgets:
+        a = np.array([best_at(by[(p, s, arm)], budget) for p, s in keys])
+        b = np.array([best_at(by[(p, s, base)], budget) for p, s in keys])
+        ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+        geo = float(np.exp(np.mean(np.log(a[ok] / b[ok])))) if ok.any() else math.nan
+        lines.append(
+            f"  at {budget:g} budgets: lower {int(np.sum(a < b))}/{len(keys)}, "
+            f"higher {int(np.sum(a > b))}, geo. ratio {geo:.3f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="runs.json files")
     p.add_argument("--at", nargs="+", type=float, default=[10.0, 20.0, 30.0])
+    p.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("BASE", "ARM"),
+        help="also compare ARM with BASE per (problem, seed) pair (repeatable)",
+    )
     ns = p.parse_args(argv)
     runs = [r for f in ns.runs for r in json.loads(f.read_text())["runs"]]
     print(table(runs, ns.at))
     print(ratios(runs))
+    for base, arm in ns.pair:
+        print()
+        print(pairs(runs, base, arm, ns.at))
     return 0
 
 

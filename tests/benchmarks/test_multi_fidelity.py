@@ -222,3 +222,17 @@ def test_screen_reads_the_best_full_budget_value_at_each_budget() -> None:
     text = screen.table([full, asha], [2.0])
     row = next(line for line in text.splitlines() if line.startswith("x "))
     assert row.split()[1:] == ["0.6000", "1.200"]  # 0.6 against full's final 0.5
+
+
+def test_screen_compares_two_arms_per_problem_and_seed() -> None:
+    b = mf.B_MAX
+
+    def run(arm: str, seed: int, value: float) -> dict[str, Any]:
+        return {**_record([[b, value, value]]), "problem": "p", "arm": arm, "seed": seed}
+
+    runs = [run("a", 0, 0.5), run("b", 0, 0.25), run("a", 1, 0.4), run("b", 1, 0.8)]
+    runs.append(run("b", 2, 0.1))  # no pair: seed 2 has no run of "a"
+    text = screen.pairs(runs, "a", "b", [2.0])
+    assert "(2 pairs)" in text
+    assert "lower 1/2, higher 1, geo. ratio 1.000" in text  # 0.5 * 2.0 = 1
+    assert "no (problem, seed) pair" in screen.pairs(runs, "a", "c", [2.0])
