@@ -343,3 +343,15 @@ def test_load_note_reports_what_was_recorded() -> None:
     assert "not recorded" in mf.load_note([{"seed": 0}])
     note = mf.load_note([{"load1_at_start": 0.5}, {"load1_at_start": 2.25}])
     assert "0.5-2.2" in note and "not recorded" not in note
+
+
+def test_mnist1d_runs_on_the_full_data_set() -> None:
+    """mnist1d's example subsamples (``--max-samples=2000``, for the cluster demo); the
+    benchmarks train on the full data set, so the flag goes, and comes back only when asked."""
+    base = rt.load_example("mnist1d")
+    assert "--max-samples=2000" in mf._container(base)["command"]
+    doc = mf.make_experiment(base, mf.MFRun("mnist1d", mf.ASHA, 0, 27, 2, 1, 9, 3, 4), None)
+    assert not any(a.startswith("--max-samples") for a in mf._container(doc)["command"])
+    asked = mf.MFRun("mnist1d", mf.ASHA, 0, 27, 2, 1, 9, 3, 4, 300)
+    assert "--max-samples=300" in mf._container(mf.make_experiment(base, asked, None))["command"]
+    assert rt._drop_flag(["a", "--m", "1", "--m=2", "b", "--mm=3"], "--m") == ["a", "b", "--mm=3"]
