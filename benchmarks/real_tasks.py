@@ -106,43 +106,36 @@ def _primary_container(doc: Mapping[str, Any]) -> dict[str, Any]:
     raise SystemExit(f"no primary container {primary!r} in the trial template")
 
 
-def _set_flag(command: list[str], flag: str, value: str) -> list[str]:
-    """Replace ``--flag=V`` / ``--flag V`` in ``command``, or append ``--flag=value``."""
+def _cut_flag(command: Sequence[str], flag: str) -> tuple[list[str], list[int]]:
+    """``command`` without ``--flag=V`` / ``--flag V``, and where in what is left each
+    occurrence stood."""
     out: list[str] = []
-    found = False
+    at: list[int] = []
     skip = False
     for i, arg in enumerate(command):
         if skip:
             skip = False
-            continue
-        if arg.startswith(flag + "="):
-            out.append(f"{flag}={value}")
-            found = True
-        elif arg == flag and i + 1 < len(command):
-            out.append(f"{flag}={value}")
-            skip = True
-            found = True
+        elif arg.startswith(flag + "=") or (arg == flag and i + 1 < len(command)):
+            at.append(len(out))
+            skip = arg == flag
         else:
             out.append(arg)
-    if not found:
+    return out, at
+
+
+def _set_flag(command: Sequence[str], flag: str, value: str) -> list[str]:
+    """Replace ``--flag=V`` / ``--flag V`` in ``command``, or append ``--flag=value``."""
+    out, at = _cut_flag(command, flag)
+    for k in reversed(at):
+        out.insert(k, f"{flag}={value}")
+    if not at:
         out.append(f"{flag}={value}")
     return out
 
 
 def _drop_flag(command: Sequence[str], flag: str) -> list[str]:
     """``command`` without ``--flag=V`` / ``--flag V``."""
-    out: list[str] = []
-    skip = False
-    for i, arg in enumerate(command):
-        if skip:
-            skip = False
-        elif arg.startswith(flag + "="):
-            pass
-        elif arg == flag and i + 1 < len(command):
-            skip = True
-        else:
-            out.append(arg)
-    return out
+    return _cut_flag(command, flag)[0]
 
 
 def _get_flag(command: Sequence[str], flag: str) -> str | None:
