@@ -23,7 +23,6 @@ Run: ``python -m benchmarks.peer_service --port 0``; it logs ``listening on 127.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import logging
 import math
@@ -31,18 +30,17 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import numpy as np
 
+from benchmarks._peer_server import serve
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-_MB = 1024 * 1024
 #: Experiments kept in memory per process (the suite runs one experiment at a time per worker).
 MAX_EXPERIMENTS = 8
 
@@ -514,26 +512,7 @@ class PeerSuggestion(pb_grpc.SuggestionServicer):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    ns = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    opts = [
-        ("grpc.max_receive_message_length", 64 * _MB),
-        ("grpc.max_send_message_length", 64 * _MB),
-    ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=opts)
-    pb_grpc.add_SuggestionServicer_to_server(PeerSuggestion(), server)
-    port = server.add_insecure_port(f"{ns.host}:{ns.port}")
-    server.start()
-    log.info("listening on %s:%d", ns.host, port)
-    server.wait_for_termination()
-    return 0
+    return serve(PeerSuggestion(), argv, description=(__doc__ or "").splitlines()[0], max_workers=2)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,16 @@ Run: ``python -m benchmarks.skopt_service --port 0``; it logs ``listening on 127
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from collections.abc import Sequence
-from concurrent import futures
 from typing import Any
 
 import grpc
 import skopt
 
+from benchmarks._peer_server import serve
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
 
 ALGORITHM = "bayesianoptimization"
 #: Katib's defaults for the skopt service's settings.
@@ -47,7 +43,6 @@ DEFAULTS: dict[str, Any] = {
     "random_state": None,
 }
 _INT_SETTINGS = ("n_initial_points", "random_state")
-_MB = 1024 * 1024
 
 
 def optimizer_settings(spec: pb.ExperimentSpec) -> dict[str, Any]:
@@ -147,26 +142,7 @@ class SkoptSuggestion(pb_grpc.SuggestionServicer):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    ns = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    opts = [
-        ("grpc.max_receive_message_length", 64 * _MB),
-        ("grpc.max_send_message_length", 64 * _MB),
-    ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=opts)
-    pb_grpc.add_SuggestionServicer_to_server(SkoptSuggestion(), server)
-    port = server.add_insecure_port(f"{ns.host}:{ns.port}")
-    server.start()
-    log.info("listening on %s:%d", ns.host, port)
-    server.wait_for_termination()
-    return 0
+    return serve(SkoptSuggestion(), argv, description=__doc__.splitlines()[0], max_workers=4)
 
 
 if __name__ == "__main__":
