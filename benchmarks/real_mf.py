@@ -41,16 +41,15 @@ ratio = the budget at which ``dcsa-bo``'s median curve first reaches the target 
 which the arm's median curve first reaches it. "not reached" when the arm's median curve never
 does; the bound ``< t_full / (the arm's largest total)`` is given with it.
 
-**Budgets.** ``--trials`` is the ASHA arms' trial count (promotions are trials). The full arm's
-``maxTrialCount`` (``--full-trials``, default :func:`matched_full_trials`) is the number of
-full-budget trials with the same epochs as ASHA *without* reuse spends on ``--trials`` trials
-when every rung promotes ``floor(n / eta)`` of its ``n`` completed trials, as sequential ASHA does
-(:func:`asha_schedule`): 27 trials at epochs 1..9, eta 3 -> 19 + 6 + 2 trials on rungs 1, 3, 9
-= 55 epochs -> 6 full trials (54 epochs). With reuse the same trials cost less (here 43). With
-parallel trials ASHA promotes more often than that count (a rung's top third is judged on the
-trials completed so far), so the ASHA arms really spend more; the totals each arm spent are in
-the table. The ratio does not need equal totals (it compares the budget to reach one value),
-but a full arm with more trials would set a harder target.
+**Budgets.** Every arm gets the same epochs: the full arm's (``--full-trials`` trials at
+``--max-epochs``, default 6 x 9 = 54; ``--epoch-budget`` sets another). An ASHA run is an
+Experiment with ``--trials`` trials (default 45, enough to spend 54 epochs with or without
+reuse here), scored on its trials in creation order up to the last one that keeps its total
+within the budget (:func:`capped`), as if the Experiment had stopped there; the trials after that
+are kept in ``runs.json`` (``reuse_twins`` reads them) but count for nothing. A run that ends
+below the budget is scored on all its trials and the table says so. (Until 2026-12-01 the ASHA
+arms ran a fixed 27 trials, which with delayed promotions spent 38-47 epochs against the full
+arm's 54: a "not reached" was then partly the benchmark's stop.)
 
 Wall time: a trial here is dominated by its process start (importing torch, loading the data:
 about 7 s on this machine) rather than by its epochs (0.1-0.4 s each on digits, diabetes and
@@ -64,7 +63,7 @@ every run with its cost and checkpoint status; rewritten after every run; ``--re
 runs already in it with the same key), ``table.md`` and ``curves.png`` (median best full-budget
 value against cumulative epochs, IQR band, per task).
 
-    python -m benchmarks.real_mf --seeds 3 --trials 27 --parallel 2
+    python -m benchmarks.real_mf --seeds 3 --parallel 2
 """
 
 from __future__ import annotations
@@ -158,38 +157,6 @@ def rungs(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
         b *= eta
     out.append(max_epochs)
     return out
-
-
-def asha_schedule(n_trials: int, n_rungs: int, eta: int) -> list[int]:
-    """The rung of each of ``n_trials`` trials when every rung promotes ``floor(n / eta)`` of its
-    ``n`` completed trials, promotions first, highest rung first (sequential ASHA's counts)."""
-    counts = [0] * n_rungs
-    out = []
-    for _ in range(n_trials):
-        rung = 0
-        for k in range(n_rungs - 2, -1, -1):
-            if counts[k] // eta > counts[k + 1]:
-                rung = k + 1
-                break
-        counts[rung] += 1
-        out.append(rung)
-    return out
-
-
-def schedule_epochs(n_trials: int, min_epochs: int, max_epochs: int, eta: int) -> tuple[int, int]:
-    """Epochs of :func:`asha_schedule`'s trials without and with checkpoint reuse."""
-    budgets = rungs(min_epochs, max_epochs, eta)
-    sched = asha_schedule(n_trials, len(budgets), eta)
-    scratch = sum(budgets[r] for r in sched)
-    reuse = sum(budgets[r] - (budgets[r - 1] if r else 0) for r in sched)
-    return scratch, reuse
-
-
-def matched_full_trials(n_trials: int, min_epochs: int, max_epochs: int, eta: int) -> int:
-    """The full arm's trial count: ASHA's epochs without reuse (:func:`schedule_epochs`) in
-    full-budget trials, rounded, at least 1."""
-    scratch, _ = schedule_epochs(n_trials, min_epochs, max_epochs, eta)
-    return max(1, round(scratch / max_epochs))
 
 
 def _container(doc: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +311,19 @@ def total_cost(run: Mapping[str, Any]) -> int:
     return int(sum(t["cost"] for t in run["trials_run"]))
 
 
+def capped(run: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+    """The run as if its Experiment had stopped at ``epochs``: its trials in creation order up to
+    the last one that keeps the total within ``epochs``; ``cut_trials`` says how many were left
+    out. A run within the budget comes back whole (``cut_trials`` 0)."""
+    kept, spent = [], 0
+    for t in run["trials_run"]:
+        if spent + t["cost"] > epochs:
+            break
+        spent += t["cost"]
+        kept.append(t)
+    return {**run, "trials_run": kept, "cut_trials": len(run["trials_run"]) - len(kept)}
+
+
 def grid(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Every epoch from 1 to the largest total any run spent."""
     return np.arange(1, max((total_cost(r) for r in runs), default=0) + 1, dtype=float)
@@ -375,6 +355,7 @@ class Cell:
     resumed: int  # trials that resumed from a checkpoint (all seeds)
     promoted_scratch: int  # promoted trials that trained from scratch despite a checkpoint dir
     failed: int
+    cut: list[int]  # per seed: trials after the epoch budget, not scored
     reach: float | None  # epochs at which the median curve reaches the target
     ratio: float | None  # t_full / reach; None when not reached or no target
     bound: float | None  # t_full / the arm's largest total, when not reached
@@ -388,14 +369,27 @@ class Cell:
         return "n/a"
 
 
+def scored(runs: Sequence[Mapping[str, Any]], epoch_budget: int | None) -> list[Mapping[str, Any]]:
+    """The runs as they are scored: the ASHA arms' :func:`capped` at ``epoch_budget``."""
+    if epoch_budget is None:
+        return list(runs)
+    return [r if r["arm"] == FULL else capped(r, epoch_budget) for r in runs]
+
+
 def summarise(
-    runs: Sequence[Mapping[str, Any]], tasks: Sequence[str], arms: Sequence[str] = ARMS
+    runs: Sequence[Mapping[str, Any]],
+    tasks: Sequence[str],
+    arms: Sequence[str] = ARMS,
+    epoch_budget: int | None = None,
 ) -> tuple[list[Cell], dict[str, dict[str, Any]]]:
-    """Cells per (task, arm) and per-task facts (target, the full arm's budget to reach it)."""
+    """Cells per (task, arm) and per-task facts (target, the full arm's budget to reach it).
+    With ``epoch_budget`` the ASHA arms' runs are scored :func:`capped` at it."""
     cells: list[Cell] = []
     facts: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        task_runs = [r for r in runs if r["task"] == task and r["arm"] in arms]
+        task_runs = scored(
+            [r for r in runs if r["task"] == task and r["arm"] in arms], epoch_budget
+        )
         if not task_runs:
             continue
         at = grid(task_runs)
@@ -418,6 +412,7 @@ def summarise(
             "metric": task_runs[0]["objective_metric"],
             "maximize": maximize,
             "max_epochs": task_runs[0]["max_epochs"],
+            "epoch_budget": epoch_budget,
         }
         for arm, rs in by_arm.items():
             if not rs:
@@ -458,6 +453,7 @@ def summarise(
                     resumed=sum(t["checkpoint"] == "resumed" for t in trials),
                     promoted_scratch=sum(t["checkpoint"] == "scratch" for t in promoted),
                     failed=sum(t["condition"] != rt.SUCCEEDED for t in trials),
+                    cut=[int(r.get("cut_trials", 0)) for r in rs],
                     reach=reach,
                     ratio=ratio,
                     bound=bound,
@@ -521,6 +517,18 @@ def headline(cells: Sequence[Cell]) -> list[str]:
     return lines
 
 
+def budget_note(facts: Mapping[str, Mapping[str, Any]]) -> str:
+    budgets = {f["epoch_budget"] for f in facts.values()}
+    if budgets == {None}:
+        return "No epoch budget: every run is scored on all its trials (`--epoch-budget 0`)."
+    (budget,) = budgets
+    return (
+        f"Every arm gets {budget} epochs: an ASHA run is scored on its trials in creation order "
+        "up to the last that keeps its total within them, as if the Experiment had stopped "
+        "there (`trials / run` counts those; the ones after it, in brackets, count for nothing)."
+    )
+
+
 def write_table(
     path: Path,
     cells: Sequence[Cell],
@@ -557,6 +565,8 @@ def write_table(
         "(the definition of benchmarks/multi_fidelity.py). See the docstring of "
         "benchmarks/real_mf.py.",
         "",
+        budget_note(facts),
+        "",
         f"With {n_seeds} seed{'s' if n_seeds != 1 else ''} and a few full-budget trials per run, "
         "these are small-sample numbers: the per-seed columns show the spread.",
         "",
@@ -580,20 +590,33 @@ def write_table(
             f"Target (dcsa-bo's median final best at {f['max_epochs']} epochs): {target}, "
             f"which dcsa-bo's median curve reaches after {t_full} epochs.",
             "",
-            "| arm | seeds | trials / run | full-budget trials / run | median final best | "
-            "epochs / run | epochs to target | ratio vs dcsa-bo | promoted (resumed) | "
-            "failed | wall / run (s) |",
+            "| arm | seeds | trials / run (after the budget) | full-budget trials / run | "
+            "median final best | epochs / run | epochs to target | ratio vs dcsa-bo | "
+            "promoted (resumed) | failed | wall / run (s) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c in task_cells:
             reach = f"{c.reach:g}" if c.reach is not None else f"> {max(c.spent)}"
             promoted = "-" if c.arm == FULL else f"{c.promoted} ({c.resumed})"
             lines.append(
-                f"| {c.arm} | {len(c.seeds)} | {_span(c.trials)} | {_span(c.full_trials)} | "
+                f"| {c.arm} | {len(c.seeds)} | {_span(c.trials)} ({_span(c.cut)}) | "
+                f"{_span(c.full_trials)} | "
                 f"{_fmt(c.final, task)} | {statistics.median(c.spent):g} ({_span(c.spent)}) | "
                 f"{reach} | {c.ratio_text()} | {promoted} | {c.failed} | "
                 f"{statistics.median(c.walls):.0f} |"
             )
+        short = [
+            f"{c.arm} seed {s} ({e} epochs)"
+            for c in task_cells
+            if c.arm != FULL and f["epoch_budget"] is not None
+            for s, e, n in zip(c.seeds, c.spent, c.cut, strict=True)
+            if n == 0 and e < f["epoch_budget"]
+        ]
+        if short:
+            lines += [
+                "",
+                "Ended below the budget (all its trials spent first): " + ", ".join(short) + ".",
+            ]
         seeds = sorted({s for c in task_cells for s in c.seeds})
         lines += ["", "Per seed: final best full-budget value / total epochs:", ""]
         lines += ["| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |"]
@@ -645,7 +668,7 @@ def write_figure(
     for ax, task in zip(axes.flat, tasks, strict=False):
         f = facts[task]
         sign = -1.0 if f["maximize"] else 1.0
-        task_runs = [r for r in runs if r["task"] == task]
+        task_runs = scored([r for r in runs if r["task"] == task], f["epoch_budget"])
         at = grid(task_runs)
         for arm in ARMS:
             rs = [r for r in task_runs if r["arm"] == arm]
@@ -681,9 +704,7 @@ def write_figure(
 def plan(ns: argparse.Namespace) -> list[MFRun]:
     """Seed by seed (every task's arms on seed 0 first), so that an interrupted benchmark has
     every arm of every task on its first seeds."""
-    full_trials = ns.full_trials or matched_full_trials(
-        ns.trials, ns.min_epochs, ns.max_epochs, ns.eta
-    )
+    full_trials = ns.full_trials
     n_initial = ns.n_initial if ns.n_initial > 0 else None
     trials = {arm: full_trials if arm == FULL else ns.trials for arm in ARMS}
     return [
@@ -714,12 +735,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), choices=TASKS)
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
-    p.add_argument("--trials", type=int, default=27, help="trials of an ASHA run")
     p.add_argument(
-        "--full-trials",
+        "--trials", type=int, default=45, help="trials of an ASHA run (it is cut at the budget)"
+    )
+    p.add_argument("--full-trials", type=int, default=6, help="trials of a dcsa-bo run")
+    p.add_argument(
+        "--epoch-budget",
         type=int,
-        default=0,
-        help="trials of a dcsa-bo run (default: ASHA's epochs without reuse / max epochs)",
+        default=None,
+        help="epochs every arm gets (default: the full arm's, full trials x max epochs; "
+        "0: score every trial of every run)",
     )
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--min-epochs", type=int, default=1)
@@ -733,6 +758,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="skip runs already in OUT/runs.json")
     p.add_argument("--no-plot", action="store_true")
     ns = p.parse_args(argv)
+    for flag in ("trials", "full_trials"):
+        if getattr(ns, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if ns.epoch_budget is None:
+        ns.epoch_budget = ns.full_trials * ns.max_epochs
+    elif ns.epoch_budget < 0:
+        p.error("--epoch-budget must be 0 (no budget) or a number of epochs")
     command = rt.command_line("benchmarks.real_mf", argv)
     runs_file, runs = rt.previous_runs(ns.out, resume=ns.resume)
     todo = plan(ns)
@@ -762,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dumps({"command": command, "runs": runs}, indent=1) + "\n", encoding="utf-8"
             )
     selected = [r for r in runs if _key(r) in wanted]
-    cells, facts = summarise(selected, ns.tasks, ns.arms)
+    cells, facts = summarise(selected, ns.tasks, ns.arms, ns.epoch_budget or None)
     runs_file.write_text(
         json.dumps({"command": command, "runs": runs}, indent=1) + "\n", encoding="utf-8"
     )

@@ -76,15 +76,10 @@ def test_trial_cost() -> None:
     assert mf.trial_cost(1, False, mf.parse_log(log_text(1, stop=1))) == 1
 
 
-def test_rungs_schedule_and_matched_full_budget() -> None:
+def test_rungs() -> None:
     assert mf.rungs(1, 9, 3) == [1, 3, 9]
     assert mf.rungs(1, 3, 3) == [1, 3]
     assert mf.rungs(1, 10, 3) == [1, 3, 9, 10]
-    sched = mf.asha_schedule(27, 3, 3)
-    assert [sched.count(k) for k in range(3)] == [19, 6, 2]
-    assert sched[:4] == [0, 0, 0, 1]  # the 4th trial promotes the best of the first three
-    assert mf.schedule_epochs(27, 1, 9, 3) == (19 + 6 * 3 + 2 * 9, 19 + 6 * 2 + 2 * 6)
-    assert mf.matched_full_trials(27, 1, 9, 3) == 6  # 55 epochs ~ 6 x 9
 
 
 Trial = tuple[int, str, float | None, str | None]  # epochs, condition, objective, log (None: none)
@@ -221,6 +216,43 @@ def test_ratio_on_hand_made_runs(tmp_path: Path) -> None:
     assert "without reuse (dcsa-bo-asha-nockpt) not reached (< 1.20x)" in text
 
 
+def test_epoch_budget_cuts_the_asha_runs_as_a_stop_would(tmp_path: Path) -> None:
+    runs = hand_made_runs(tmp_path)
+    by = {(r["arm"], r["seed"]): r for r in runs}
+    # costs 1, 1, 2: the prefix within 2 epochs is the two 1-epoch trials
+    two = mf.capped(by[(mf.ASHA, 0)], 2)
+    assert [t["name"] for t in two["trials_run"]] == ["t0", "t1"] and two["cut_trials"] == 1
+    # a cut stops the run: a later trial that would still fit does not come back
+    run = make_run(
+        tmp_path, mf.ASHA, 7, [(1, OK, 0.5, None), (3, OK, 0.9, None), (1, OK, 0.6, None)]
+    )
+    assert [t["name"] for t in mf.capped(run, 3)["trials_run"]] == ["t0"]
+    whole = mf.capped(by[(mf.ASHA, 0)], 4)
+    assert whole["trials_run"] == by[(mf.ASHA, 0)]["trials_run"] and whole["cut_trials"] == 0
+    assert by[(mf.ASHA, 0)]["trials_run"][2]["name"] == "t2"  # the record itself is untouched
+    # at 4 epochs, ASHA's seeds 1 and 2 (costs 1+2+2 and 1+1+3) lose their full-budget trial:
+    # the median curve never reaches the target, whose bound is now over the budget
+    cells, facts = mf.summarise(runs, ["digits"], epoch_budget=4)
+    by_arm = {c.arm: c for c in cells}
+    assert facts["digits"]["target"] == pytest.approx(0.90)  # the full arm is never cut
+    assert by_arm[mf.FULL].spent == [6, 6, 6] and by_arm[mf.FULL].cut == [0, 0, 0]
+    asha = by_arm[mf.ASHA]
+    assert asha.spent == [4, 3, 2] and asha.cut == [0, 1, 1] and asha.trials == [3, 2, 2]
+    assert asha.ratio is None and asha.bound == pytest.approx(6 / 4)
+    assert asha.finals[0] == pytest.approx(0.91) and np.isnan(asha.finals[1])
+    assert np.isnan(asha.final)  # two of three seeds have no full-budget value
+    table = tmp_path / "table.md"
+    mf.write_table(table, cells, facts, runs, "python -m benchmarks.real_mf (hand-made)")
+    text = table.read_text()
+    assert "Every arm gets 4 epochs" in text
+    assert "| dcsa-bo-asha | 3 | 2-3 (0-1) |" in text
+    # seed 2 ended at 5 epochs and seed 0 at 4: only a run below the budget with nothing cut
+    mf.write_table(table, *mf.summarise(runs, ["digits"], epoch_budget=6), runs, "cmd")
+    text = table.read_text()
+    assert "Ended below the budget" in text and "dcsa-bo-asha seed 0 (4 epochs)" in text
+    assert "dcsa-bo seed" not in text.split("Ended below the budget")[1].split("\n")[0]
+
+
 def test_minimised_objective_and_no_full_budget_result(tmp_path: Path) -> None:
     full = [
         make_run(tmp_path, mf.FULL, s, [(3, OK, v, log_text(3))], maximize=False)
@@ -355,3 +387,20 @@ def test_mnist1d_runs_on_the_full_data_set() -> None:
     asked = mf.MFRun("mnist1d", mf.ASHA, 0, 27, 2, 1, 9, 3, 4, 300)
     assert "--max-samples=300" in mf._container(mf.make_experiment(base, asked, None))["command"]
     assert rt._drop_flag(["a", "--m", "1", "--m=2", "b", "--mm=3"], "--m") == ["a", "b", "--mm=3"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--full-trials", "0"], "--full-trials must be at least 1"),
+        (["--epoch-budget", "-1"], "--epoch-budget must be 0"),
+    ],
+)
+def test_bad_budgets_are_refused_before_any_run(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        mf.main([*args, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "runs.json").exists()
