@@ -63,7 +63,7 @@ every run with its cost and checkpoint status; rewritten after every run; ``--re
 runs already in it with the same key), ``table.md`` and ``curves.png`` (median best full-budget
 value against cumulative epochs, IQR band, per task).
 
-    python -m benchmarks.real_mf --seeds 3 --parallel 2
+    python -m benchmarks.real_mf --tasks digits diabetes mnist1d --seeds 5 --parallel 2
 """
 
 from __future__ import annotations
@@ -517,15 +517,24 @@ def headline(cells: Sequence[Cell]) -> list[str]:
     return lines
 
 
-def budget_note(facts: Mapping[str, Mapping[str, Any]]) -> str:
+def budget_note(facts: Mapping[str, Mapping[str, Any]], cells: Sequence[Cell]) -> str:
+    """The epoch budget as the table states it: "every arm" only where the full arm's runs
+    spent exactly the budget (it is never cut: it sets the target)."""
     budgets = {f["epoch_budget"] for f in facts.values()}
     if budgets == {None}:
         return "No epoch budget: every run is scored on all its trials (`--epoch-budget 0`)."
     (budget,) = budgets
+    full = sorted({e for c in cells if c.arm == FULL for e in c.spent})
+    who = (
+        f"Every arm gets {budget} epochs"
+        if full in ([], [budget])
+        else f"The ASHA arms get {budget} epochs (the full arm's runs, never cut, spent "
+        f"{_span(full)})"
+    )
     return (
-        f"Every arm gets {budget} epochs: an ASHA run is scored on its trials in creation order "
-        "up to the last that keeps its total within them, as if the Experiment had stopped "
-        "there (`trials / run` counts those; the ones after it, in brackets, count for nothing)."
+        f"{who}: an ASHA run is scored on its trials in creation order up to the last that "
+        "keeps its total within them, as if the Experiment had stopped there (`trials / run` "
+        "counts those; the ones after it, in brackets, count for nothing)."
     )
 
 
@@ -565,7 +574,7 @@ def write_table(
         "(the definition of benchmarks/multi_fidelity.py). See the docstring of "
         "benchmarks/real_mf.py.",
         "",
-        budget_note(facts),
+        budget_note(facts, cells),
         "",
         f"With {n_seeds} seed{'s' if n_seeds != 1 else ''} and a few full-budget trials per run, "
         "these are small-sample numbers: the per-seed columns show the spread.",
