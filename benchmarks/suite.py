@@ -445,6 +445,26 @@ def load_runs(
     return done
 
 
+def recorded_runs(
+    path: Path, tasks: Sequence[Task]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The runs of a published ``runs.json`` that are planned ``tasks`` (by problem, arm, batch,
+    seed and budget), and its meta; empty when there is none. ``--report-only`` reads them, so
+    that a clean clone, which has no checkpoint, reports the committed runs again."""
+    if not path.exists():
+        return {}, {}
+    record = json.loads(path.read_text())
+    wanted = {t.key for t in tasks}
+    runs = {}
+    for r in record.get("runs", []):
+        key = Task(
+            problem=r["problem"], arm=r["arm"], batch=r["batch"], seed=r["seed"], budget=r["budget"]
+        ).key
+        if key in wanted and not r["error"]:
+            runs[key] = r
+    return runs, record.get("meta", {})
+
+
 def peer_store(arm: str) -> Path:
     """The committed runs of a slow peer (its curves are deterministic per seed)."""
     return REPO / "benchmarks" / "results" / "peer_runs" / f"{arm.replace('@', '_')}.jsonl"
@@ -676,6 +696,20 @@ def write_outputs(
     print(f"table and plots: {out}")
 
 
+# what --report-only keeps from the record it reports: how and when its runs were made
+RECORD_META = (
+    "jobs",
+    "cpus",
+    "platform",
+    "python",
+    "versions",
+    "fingerprints",
+    "wall_seconds",
+    "finished_utc",
+    "reused_runs",
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(argv)
     tasks, info = plan(ns)
@@ -688,10 +722,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = {} if ns.fresh else load_runs([checkpoint], tasks, fingerprint)
     # the stored runs of slow peers are reused even with --fresh: they are deterministic
     done.update({k: v for k, v in load_runs(stores, tasks, fingerprint).items() if k not in done})
+    recorded, record_meta = {}, {}
+    if ns.report_only:
+        # the published record first, then the checkpoint's runs of this code over it
+        recorded, record_meta = recorded_runs(ns.out / "runs.json", tasks)
+        done = {**recorded, **done}
+        if not done:
+            print(
+                f"--report-only: no planned run in {checkpoint}, {ns.out / 'runs.json'} or the "
+                "slow peers' stores; nothing written",
+                file=sys.stderr,
+            )
+            return 2
     todo = [t for t in tasks if t.key not in done]
+    source = f"{checkpoint} and {ns.out / 'runs.json'}" if recorded else str(checkpoint)
     print(
-        f"# {len(tasks)} runs planned, {len(tasks) - len(todo)} reused from {checkpoint}, "
-        f"{len(todo)} to run on {ns.jobs} worker(s)",
+        f"# {len(tasks)} runs planned, {len(tasks) - len(todo)} reused from {source}, "
+        + (
+            f"{len(todo)} without a run (--report-only runs none)"
+            if ns.report_only
+            else f"{len(todo)} to run on {ns.jobs} worker(s)"
+        ),
         flush=True,
     )
     started = time.monotonic()
@@ -727,6 +778,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unstarted": unstarted + (len(todo) if ns.report_only else 0),
         "seeds_per_arm": seeds_per_arm(kept),
     }
+    if recorded:
+        # a report of runs made before: say when and how they were made, not this call's figures
+        meta.update({k: record_meta[k] for k in RECORD_META if k in record_meta})
+        record = (ns.out / "runs.json").resolve()
+        meta["reported_from"] = str(
+            record.relative_to(REPO) if record.is_relative_to(REPO) else record
+        )
     write_outputs(ns, kept, meta, argv)
     failed = [r for r in fresh.values() if r["error"]]
     for r in failed:
