@@ -59,7 +59,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -747,11 +747,27 @@ def load(
     return done
 
 
+def recorded(
+    path: Path, wanted: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The planned runs of a published ``runs.json`` and its meta (``--report-only`` reads them:
+    a clean clone has the committed record but no checkpoint)."""
+    if not path.exists():
+        return {}, {}
+    record = json.loads(path.read_text())
+    runs = {}
+    for r in record.get("runs", []):
+        key = Run(r["problem"], r["arm"], r["seed"], r["budget"]).key
+        if key in wanted and not r["error"]:
+            runs[key] = r
+    return runs, record.get("meta", {})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(argv)
     runs = plan(ns)
     missing = hyperband_available()
-    if missing and "katib-hyperband" in ns.arms:
+    if missing and "katib-hyperband" in ns.arms and not ns.report_only:
         print(f"# katib-hyperband left out: {missing}", flush=True)
         runs = [r for r in runs if r.arm != "katib-hyperband"]
     ns.out.mkdir(parents=True, exist_ok=True)
@@ -759,6 +775,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     prints = fingerprints()
     wanted = {r.key: run_fingerprint(prints, r) for r in runs}
     done = {} if ns.fresh else load(checkpoint, wanted, any_fingerprint=ns.report_only)
+    from_record, record_meta = {}, {}
+    if ns.report_only:
+        from_record, record_meta = recorded(ns.out / "runs.json", wanted)
+        done = {**from_record, **done}
+        if not done:
+            print(
+                f"--report-only: no planned run in {checkpoint} or {ns.out / 'runs.json'}; "
+                "nothing written",
+                file=sys.stderr,
+            )
+            return 2
     todo = [r for r in runs if r.key not in done]
     print(f"# {len(runs)} runs planned, {len(runs) - len(todo)} reused, {len(todo)} to run")
     started = time.monotonic()
@@ -798,6 +825,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
         "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    if from_record:
+        # a report of runs made before: when and by what code they were made, not this call's
+        meta.update(
+            {
+                k: record_meta[k]
+                for k in ("fingerprints", "wall_seconds", "finished_utc")
+                if k in record_meta
+            }
+        )
+        meta["reported_from"] = "runs.json"
     (ns.out / "runs.json").write_text(
         json.dumps({"meta": meta, "runs": kept}, separators=(",", ":"))
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -236,3 +238,22 @@ def test_screen_compares_two_arms_per_problem_and_seed() -> None:
     assert "(2 pairs)" in text
     assert "lower 1/2, higher 1, geo. ratio 1.000" in text  # 0.5 * 2.0 = 1
     assert "no (problem, seed) pair" in screen.pairs(runs, "a", "c", [2.0])
+
+
+def test_report_only_reports_the_committed_record_without_a_checkpoint(tmp_path: Path) -> None:
+    argv = ["--set", "tune", "--problems", "diff-ix", "--arms", "random-asha", "--seeds", "1"]
+    argv += ["--budget", "2", "--no-plot", "--out", str(tmp_path)]
+    # nothing stored: refused, nothing written
+    assert bench.main([*argv, "--report-only"]) == 2
+    assert sorted(tmp_path.iterdir()) == []
+    assert bench.main(argv) == 0
+    made = json.loads((tmp_path / "runs.json").read_text())
+    table = (tmp_path / "table.md").read_text()
+    # a clean clone: the committed runs.json and table, no checkpoint
+    (tmp_path / "checkpoint.jsonl").unlink()
+    assert bench.main([*argv, "--report-only"]) == 0
+    again = json.loads((tmp_path / "runs.json").read_text())
+    assert again["runs"] == made["runs"] and len(made["runs"]) == 1
+    assert again["meta"]["finished_utc"] == made["meta"]["finished_utc"]
+    assert again["meta"]["reported_from"] == "runs.json"
+    assert (tmp_path / "table.md").read_text().replace(" --report-only", "") == table
