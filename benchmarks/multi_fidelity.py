@@ -754,7 +754,10 @@ def recorded(
     a clean clone has the committed record but no checkpoint)."""
     if not path.exists():
         return {}, {}
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--report-only: {path} is not a JSON record of runs ({exc})") from exc
     runs = {}
     for r in record.get("runs", []):
         key = Run(r["problem"], r["arm"], r["seed"], r["budget"]).key

@@ -453,7 +453,10 @@ def recorded_runs(
     that a clean clone, which has no checkpoint, reports the committed runs again."""
     if not path.exists():
         return {}, {}
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--report-only: {path} is not a JSON record of runs ({exc})") from exc
     wanted = {t.key for t in tasks}
     runs = {}
     for r in record.get("runs", []):

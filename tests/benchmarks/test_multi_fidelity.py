@@ -257,3 +257,11 @@ def test_report_only_reports_the_committed_record_without_a_checkpoint(tmp_path:
     assert again["meta"]["finished_utc"] == made["meta"]["finished_utc"]
     assert again["meta"]["reported_from"] == "runs.json"
     assert (tmp_path / "table.md").read_text().replace(" --report-only", "") == table
+
+
+def test_report_only_names_a_corrupt_record(tmp_path: Path) -> None:
+    (tmp_path / "runs.json").write_text('{"runs": [')
+    argv = ["--set", "tune", "--problems", "diff-ix", "--arms", "random-asha", "--seeds", "1"]
+    with pytest.raises(SystemExit, match=r"runs\.json is not a JSON record of runs"):
+        bench.main([*argv, "--no-plot", "--report-only", "--out", str(tmp_path)])
+    assert (tmp_path / "runs.json").read_text() == '{"runs": ['  # left as it was
