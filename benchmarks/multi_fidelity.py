@@ -59,7 +59,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,7 @@ from benchmarks import _suite_drive as drive
 from benchmarks import _suite_workers as workers
 from benchmarks import mf_problems as mf
 from benchmarks._latency_common import ServerProcess
+from benchmarks._record import nothing_to_report, read_record
 from benchmarks._suite_drive import REPO, ArmKind, Task, run_grpc
 from suggestion_service._generated import api_pb2 as pb
 from suggestion_service._generated import api_pb2_grpc as pb_grpc
@@ -747,25 +748,6 @@ def load(
     return done
 
 
-def recorded(
-    path: Path, wanted: Mapping[str, str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The planned runs of a published ``runs.json`` and its meta (``--report-only`` reads them:
-    a clean clone has the committed record but no checkpoint)."""
-    if not path.exists():
-        return {}, {}
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--report-only: {path} is not a JSON record of runs ({exc})") from exc
-    runs = {}
-    for r in record.get("runs", []):
-        key = Run(r["problem"], r["arm"], r["seed"], r["budget"]).key
-        if key in wanted and not r["error"]:
-            runs[key] = r
-    return runs, record.get("meta", {})
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(argv)
     runs = plan(ns)
@@ -780,15 +762,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = {} if ns.fresh else load(checkpoint, wanted, any_fingerprint=ns.report_only)
     from_record, record_meta = {}, {}
     if ns.report_only:
-        from_record, record_meta = recorded(ns.out / "runs.json", wanted)
+        from_record, record_meta = read_record(
+            ns.out / "runs.json",
+            lambda r: Run(r["problem"], r["arm"], r["seed"], r["budget"]).key,
+            wanted,
+        )
         done = {**from_record, **done}
         if not done:
-            print(
-                f"--report-only: no planned run in {checkpoint} or {ns.out / 'runs.json'}; "
-                "nothing written",
-                file=sys.stderr,
-            )
-            return 2
+            return nothing_to_report([checkpoint, ns.out / "runs.json"])
     todo = [r for r in runs if r.key not in done]
     print(f"# {len(runs)} runs planned, {len(runs) - len(todo)} reused, {len(todo)} to run")
     started = time.monotonic()

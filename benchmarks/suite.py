@@ -49,6 +49,7 @@ from benchmarks import _suite_drive as drive
 from benchmarks import _suite_report as report
 from benchmarks import _suite_workers as workers
 from benchmarks import problems as problem_set
+from benchmarks._record import nothing_to_report, read_record
 from benchmarks._suite_drive import (
     ARMS,
     DCSA_ARMS,
@@ -445,29 +446,6 @@ def load_runs(
     return done
 
 
-def recorded_runs(
-    path: Path, tasks: Sequence[Task]
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The runs of a published ``runs.json`` that are planned ``tasks`` (by problem, arm, batch,
-    seed and budget), and its meta; empty when there is none. ``--report-only`` reads them, so
-    that a clean clone, which has no checkpoint, reports the committed runs again."""
-    if not path.exists():
-        return {}, {}
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--report-only: {path} is not a JSON record of runs ({exc})") from exc
-    wanted = {t.key for t in tasks}
-    runs = {}
-    for r in record.get("runs", []):
-        key = Task(
-            problem=r["problem"], arm=r["arm"], batch=r["batch"], seed=r["seed"], budget=r["budget"]
-        ).key
-        if key in wanted and not r["error"]:
-            runs[key] = r
-    return runs, record.get("meta", {})
-
-
 def peer_store(arm: str) -> Path:
     """The committed runs of a slow peer (its curves are deterministic per seed)."""
     return REPO / "benchmarks" / "results" / "peer_runs" / f"{arm.replace('@', '_')}.jsonl"
@@ -728,15 +706,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorded, record_meta = {}, {}
     if ns.report_only:
         # the published record first, then the checkpoint's runs of this code over it
-        recorded, record_meta = recorded_runs(ns.out / "runs.json", tasks)
+        recorded, record_meta = read_record(
+            ns.out / "runs.json",
+            lambda r: Task(
+                problem=r["problem"], arm=r["arm"], batch=r["batch"], seed=r["seed"],
+                budget=r["budget"],
+            ).key,
+            {t.key for t in tasks},
+        )  # fmt: skip
         done = {**recorded, **done}
         if not done:
-            print(
-                f"--report-only: no planned run in {checkpoint}, {ns.out / 'runs.json'} or the "
-                "slow peers' stores; nothing written",
-                file=sys.stderr,
-            )
-            return 2
+            return nothing_to_report([checkpoint, ns.out / "runs.json", "the slow peers' stores"])
     todo = [t for t in tasks if t.key not in done]
     source = f"{checkpoint} and {ns.out / 'runs.json'}" if recorded else str(checkpoint)
     print(
